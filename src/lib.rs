@@ -1,0 +1,54 @@
+//! acoupi: a declarative config compiler and a small runtime for autonomous bioacoustic
+//! sensors.
+//!
+//! The compiler pipeline, one module per stage, each depending only on the ones before it:
+//!
+//! ```text
+//! acoupi.kdl --manifest::parse--> Ast --model::validate--> Model --plan::lower--> Plan
+//!            --emit::render--> OutputTree --home::write--> ACOUPI_HOME
+//! ```
+//!
+//! `spec` holds the types of `config/program.json`, the one contract between the compiler and
+//! the runtime. `diagnostic` holds the manifest error enum every stage reports through.
+
+pub mod cli;
+pub mod commands;
+pub mod compile;
+pub mod diagnostic;
+pub mod emit;
+pub mod home;
+pub mod manifest;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod spec;
+pub mod units;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It did what was asked (exit 0).
+    Success,
+    /// The input has problems: manifest errors, a stale home (exit 1).
+    Failure,
+    /// It could not run: a missing file, an unwritable directory (exit 2).
+    Error,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        std::process::ExitCode::from(match s {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Error => 2,
+        })
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: cli::Cli) -> ExitStatus {
+    match &cli.command {
+        cli::Command::Check(args) => commands::check::run(args),
+        cli::Command::Build(args) => commands::build::run(args, cli.home.as_deref()),
+    }
+}

@@ -1,0 +1,233 @@
+//! Stage 1, parse: manifest text to the raw [`Ast`].
+//!
+//! In: the manifest source (KDL 2.0). Out: an `Ast` mirroring what was written, plus every
+//! syntax and shape problem in the `Diagnostics` collector (unknown or repeated nodes and
+//! properties, wrong types, values that do not parse). Meaning is checked later, in `model`.
+
+pub mod ast;
+mod reader;
+mod sensor;
+mod service;
+
+use kdl::{KdlDocument, KdlError};
+use miette::SourceSpan;
+
+pub use ast::Ast;
+
+use crate::diagnostic::{Diagnostics, Issue, Spanned};
+use reader::{arg, check_shape, known_nodes, name, prop};
+
+/// Top-level node names, in the order the language reference presents them.
+pub const TOP_LEVEL: &[&str] = &[
+    "acoupi",
+    "program",
+    "broker",
+    "microphone",
+    "recording",
+    "paths",
+    "detector",
+    "saving",
+    "messaging",
+    "summary",
+    "workers",
+];
+
+/// Parses manifest text into the raw AST.
+///
+/// Returns `None` only when the text is not KDL at all (the syntax errors are recorded);
+/// otherwise an `Ast` with whatever decoded, and the shape problems recorded.
+pub fn parse(source: &str, diags: &mut Diagnostics) -> Option<Ast> {
+    let doc = match KdlDocument::parse_v2(source) {
+        Ok(doc) => doc,
+        Err(err) => {
+            syntax_issues(source, &err, diags);
+            return None;
+        }
+    };
+    Some(decode(&doc, diags))
+}
+
+fn decode(doc: &KdlDocument, diags: &mut Diagnostics) -> Ast {
+    let mut ast = Ast {
+        version: None,
+        program: None,
+        broker: None,
+        microphones: Vec::new(),
+        recording: None,
+        paths: None,
+        detectors: Vec::new(),
+        saving: None,
+        messaging: None,
+        summary: None,
+        workers: None,
+        start: (0, 0).into(),
+    };
+    let nodes = known_nodes(
+        doc.nodes(),
+        TOP_LEVEL,
+        &["microphone", "detector"],
+        " at the top level",
+        diags,
+    );
+    for node in nodes {
+        match name(node) {
+            "acoupi" => ast.version = version(node, diags),
+            "program" => ast.program = Some(sensor::program(node, diags)),
+            "broker" => ast.broker = Some(service::broker(node, diags)),
+            "microphone" => ast.microphones.push(sensor::microphone(node, diags)),
+            "recording" => ast.recording = Some(sensor::recording(node, diags)),
+            "paths" => ast.paths = Some(sensor::paths(node, diags)),
+            "detector" => ast.detectors.push(sensor::detector(node, diags)),
+            "saving" => ast.saving = Some(sensor::saving(node, diags)),
+            "messaging" => ast.messaging = Some(service::messaging(node, diags)),
+            "summary" => ast.summary = Some(service::summary(node, diags)),
+            "workers" => ast.workers = Some(service::workers(node, diags)),
+            other => unreachable!("known_nodes only yields top-level names, got {other}"),
+        }
+    }
+    if ast.program.is_none() {
+        diags.push(Issue::MissingNode {
+            name: "program",
+            span: first_node_span(doc),
+            help: Some(
+                "start the manifest with `program \"my-sensor\" { timezone \"Europe/London\" }`"
+                    .into(),
+            ),
+        });
+    }
+    ast
+}
+
+fn first_node_span(doc: &KdlDocument) -> SourceSpan {
+    doc.nodes()
+        .first()
+        .map(|n| n.name().span())
+        .unwrap_or_else(|| (0, 0).into())
+}
+
+/// `acoupi version=1`.
+fn version(node: &kdl::KdlNode, diags: &mut Diagnostics) -> Option<Spanned<i128>> {
+    check_shape(
+        node,
+        &reader::Shape {
+            min_args: 0,
+            max_args: 0,
+            args: "",
+            props: &["version"],
+            children: false,
+            example: "acoupi version=1",
+        },
+        diags,
+    );
+    let entry = prop(node, "version").or_else(|| arg(node, 0))?;
+    let v = reader::integer(
+        entry,
+        "the manifest version",
+        0,
+        i128::from(u32::MAX),
+        diags,
+    )?;
+    if v.value != 1 {
+        diags.push(Issue::UnsupportedVersion {
+            found: v.value.to_string(),
+            span: v.span,
+        });
+    }
+    Some(v)
+}
+
+/// Converts the KDL parser's errors into our own issues, adding KDL 1 migration hints.
+fn syntax_issues(source: &str, err: &KdlError, diags: &mut Diagnostics) {
+    for d in &err.diagnostics {
+        let span = clamp(d.span, source.len());
+        let snippet = source.get(span.offset()..).unwrap_or("");
+        let help = kdl1_hint(snippet).or_else(|| d.help.clone());
+        diags.push(Issue::Syntax {
+            message: d
+                .message
+                .clone()
+                .unwrap_or_else(|| "invalid KDL".to_owned())
+                .to_lowercase()
+                .trim_end_matches('.')
+                .to_owned(),
+            span,
+            label: d.label.clone().unwrap_or_else(|| "here".to_owned()),
+            help,
+        });
+    }
+    if err.diagnostics.is_empty() {
+        diags.push(Issue::Syntax {
+            message: "the manifest is not valid KDL".into(),
+            span: (0, 0).into(),
+            label: "here".into(),
+            help: None,
+        });
+    }
+}
+
+fn clamp(span: SourceSpan, len: usize) -> SourceSpan {
+    let start = span.offset().min(len);
+    let end = (span.offset() + span.len()).min(len);
+    (start, end - start).into()
+}
+
+/// A help for KDL 1 spellings that KDL 2 rejects.
+fn kdl1_hint(text: &str) -> Option<String> {
+    let word: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '"' || *c == '#')
+        .collect();
+    let bare = |w: &str| word == w;
+    if bare("true") || bare("false") || bare("null") {
+        return Some(format!("KDL 2 spells this `#{word}`"));
+    }
+    if bare("inf") || bare("nan") {
+        return Some(format!("KDL 2 spells this `#{word}`"));
+    }
+    if text.starts_with("r\"") || text.starts_with("r#") {
+        return Some("KDL 2 raw strings are written `#\"…\"#`, without the `r`".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(src: &str) -> Vec<String> {
+        let mut d = Diagnostics::default();
+        parse(src, &mut d);
+        d.into_sorted().iter().map(|i| i.code_str()).collect()
+    }
+
+    #[test]
+    fn kdl1_booleans_get_a_hint() {
+        let mut d = Diagnostics::default();
+        assert!(parse("program \"x\"\nmessaging { mqtt tls=true }\n", &mut d).is_none());
+        let issues = d.into_sorted();
+        assert_eq!(issues[0].code_str(), "manifest::syntax");
+        let help = miette::Diagnostic::help(&issues[0]).map(|h| h.to_string());
+        assert_eq!(help.as_deref(), Some("KDL 2 spells this `#true`"));
+    }
+
+    #[test]
+    fn unknown_top_level_node_suggests_a_name() {
+        assert_eq!(
+            codes("program \"x\"\nmicrophon \"m\"\n"),
+            ["manifest::unknown_node"]
+        );
+    }
+
+    #[test]
+    fn empty_manifest_lacks_program() {
+        assert_eq!(codes(""), ["manifest::missing_node"]);
+    }
+
+    #[test]
+    fn version_two_is_rejected() {
+        assert_eq!(
+            codes("acoupi version=2\nprogram \"x\"\n"),
+            ["manifest::unsupported_version"]
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Stage 3, lower: the validated [`Model`] to a [`Plan`]. Infallible: every check on user
+//! input happened in `model`.
+//!
+//! In: the model and the [`BuildContext`] (home, binary, source). Out: the resolved
+//! `spec::Program` (absolute paths under the home filled in) and one serialisable view per
+//! emitted artifact, which `emit` renders without further decisions.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+
+use crate::model::Model;
+use crate::spec::{self, Program, WorkersFile};
+
+/// What a build needs besides the manifest.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The ACOUPI_HOME being built (absolute).
+    pub home: Utf8PathBuf,
+    /// The acoupi binary the launcher runs (absolute).
+    pub exe: Utf8PathBuf,
+    /// The manifest's absolute path.
+    pub source_path: Utf8PathBuf,
+}
+
+/// Everything `emit::render` turns into files.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `config/program.json`.
+    pub program: Program,
+    /// `config/workers.json`.
+    pub workers: WorkersFile,
+    /// `config/env`, in order.
+    pub env: Vec<EnvVar>,
+    /// Context shared by the scripts.
+    pub scripts: ScriptsView,
+    /// One view per systemd unit.
+    pub units: Vec<UnitView>,
+    /// The systemd target that wants every unit.
+    pub target: TargetView,
+}
+
+/// One `KEY=VALUE` of `config/env`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvVar {
+    /// Variable name (a fixed identifier, never from the manifest).
+    pub key: &'static str,
+    /// Its value.
+    pub value: String,
+}
+
+/// Context of the launcher and the helper scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptsView {
+    /// The acoupi binary.
+    pub exe: String,
+    /// The home.
+    pub home: String,
+    /// The generated launcher, `$home/bin/acoupi`.
+    pub launcher: String,
+    /// Worker unit names, in worker order.
+    pub worker_units: Vec<String>,
+    /// The beat unit's name.
+    pub beat_unit: String,
+}
+
+/// A service unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitView {
+    /// File name under `units/`.
+    pub file: String,
+    /// `Description=` (free text from the manifest, quoted by the template's filter).
+    pub description: String,
+    /// The launcher's subcommand and arguments.
+    pub args: Vec<String>,
+    /// The generated launcher.
+    pub launcher: String,
+    /// `WorkingDirectory=`.
+    pub home: String,
+    /// `EnvironmentFile=` (generated).
+    pub env_file: String,
+    /// Optional `EnvironmentFile=-` for user-provided secrets.
+    pub secrets_file: String,
+    /// `TimeoutStopSec=` in seconds: long enough to drain the longest task.
+    pub stop_timeout_s: u64,
+}
+
+/// The target unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetView {
+    /// `Description=`.
+    pub description: String,
+    /// Every service unit it wants.
+    pub units: Vec<String>,
+}
+
+/// Name of the beat unit.
+pub const BEAT_UNIT: &str = "acoupi-beat.service";
+/// Name of the target unit.
+pub const TARGET_UNIT: &str = "acoupi.target";
+
+/// The unit file name of a worker.
+pub fn worker_unit(worker: &str) -> String {
+    format!("acoupi-worker-{worker}.service")
+}
+
+/// Lowers the model for the given build context.
+pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
+    let home = &ctx.home;
+    let data = home.join("data");
+    let or = |p: Option<Utf8PathBuf>, default: &str| p.unwrap_or_else(|| data.join(default));
+    let paths = spec::Paths {
+        staging: or(model.paths.staging, "staging"),
+        recordings: or(model.paths.recordings, "recordings"),
+        metadata: or(model.paths.metadata, "metadata.db"),
+        messages: or(model.paths.messages, "messages.db"),
+        log: home.join("log"),
+        run: home.join("run"),
+        state: home.join("state"),
+    };
+    let program = Program {
+        schema_version: spec::SCHEMA_VERSION,
+        acoupi_version: env!("CARGO_PKG_VERSION").to_owned(),
+        name: model.name,
+        description: model.description,
+        timezone: model.timezone,
+        location: model.location,
+        home: home.clone(),
+        broker: model.broker,
+        paths,
+        microphones: model.microphones,
+        recording: model.recording,
+        detectors: model.detectors,
+        saving: model.saving,
+        messaging: model.messaging,
+        summary: model.summary,
+        tasks: model.tasks,
+        queues: model.queues,
+        workers: model.workers,
+    };
+    let workers = WorkersFile {
+        schema_version: spec::SCHEMA_VERSION,
+        workers: program.workers.clone(),
+    };
+    let launcher = home.join("bin/acoupi").into_string();
+    let env_file = home.join("config/env").into_string();
+    let secrets_file = home.join("config/secrets.env").into_string();
+    let unit =
+        |file: String, description: String, args: Vec<String>, stop_timeout_s: u64| UnitView {
+            file,
+            description,
+            args,
+            launcher: launcher.clone(),
+            home: home.to_string(),
+            env_file: env_file.clone(),
+            secrets_file: secrets_file.clone(),
+            stop_timeout_s,
+        };
+    let mut units: Vec<UnitView> = program
+        .workers
+        .iter()
+        .map(|w| {
+            let drain = longest_limit_s(&program, w);
+            unit(
+                worker_unit(&w.name),
+                format!("acoupi worker {} of {}", w.name, program.name),
+                vec!["worker".into(), w.name.clone()],
+                drain + 15,
+            )
+        })
+        .collect();
+    units.push(unit(
+        BEAT_UNIT.into(),
+        format!("acoupi beat of {}", program.name),
+        vec!["beat".into()],
+        15,
+    ));
+    let scripts = ScriptsView {
+        exe: ctx.exe.to_string(),
+        home: home.to_string(),
+        launcher: launcher.clone(),
+        worker_units: program
+            .workers
+            .iter()
+            .map(|w| worker_unit(&w.name))
+            .collect(),
+        beat_unit: BEAT_UNIT.into(),
+    };
+    let target = TargetView {
+        description: format!("acoupi program {}", program.name),
+        units: units.iter().map(|u| u.file.clone()).collect(),
+    };
+    let env = vec![
+        EnvVar {
+            key: "ACOUPI_HOME",
+            value: home.to_string(),
+        },
+        EnvVar {
+            key: "ACOUPI_LOG",
+            value: "info".into(),
+        },
+    ];
+    Plan {
+        program,
+        workers,
+        env,
+        scripts,
+        units,
+        target,
+    }
+}
+
+/// The longest hard time limit among the tasks a worker consumes, in whole seconds.
+fn longest_limit_s(program: &Program, worker: &spec::Worker) -> u64 {
+    program
+        .tasks
+        .iter()
+        .filter(|t| worker.queues.contains(&t.queue))
+        .map(|t| t.time_limit_ms.div_ceil(1000))
+        .max()
+        .unwrap_or(30)
+}
+
+/// The manifest's file name inside the home.
+pub const MANIFEST_COPY: &str = "acoupi.kdl";
+
+/// Whether `path` (relative to the home) is runtime state that a rebuild keeps.
+pub fn is_runtime_state(path: &Utf8Path) -> bool {
+    RUNTIME_STATE.iter().any(|p| path.starts_with(p))
+}
+
+/// Runtime state under the home: never emitted, kept across rebuilds.
+pub const RUNTIME_STATE: &[&str] = &[
+    "log",
+    "run",
+    "state",
+    "config/deployment.json",
+    "config/secrets.env",
+];
