@@ -488,7 +488,7 @@ impl Diagnostics {
 
     /// Takes the recorded issues, sorted by position in the file (stable for equal spans).
     pub fn into_sorted(mut self) -> Vec<Issue> {
-        self.issues.sort_by_key(|i| primary_offset(i));
+        self.issues.sort_by_key(primary_offset);
         self.issues
     }
 }

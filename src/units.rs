@@ -8,8 +8,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 /// Why a value could not be parsed: a message and a help saying what to write instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct UnitError {
     /// What is wrong, e.g. "`3 sec` is not a duration".
     pub message: String,
@@ -19,20 +23,10 @@ pub struct UnitError {
 
 impl UnitError {
     fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            help: help.into(),
-        }
+        let (message, help) = (message.into(), help.into());
+        Self { message, help }
     }
 }
-
-impl fmt::Display for UnitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for UnitError {}
 
 /// A non-negative decimal number, `mantissa / 10^scale`.
 #[derive(Clone, Copy)]
@@ -57,10 +51,9 @@ fn parse_decimal(s: &str) -> Result<Decimal, NumberError> {
     let frac = frac.trim_end_matches('0');
     let mut mantissa: u128 = 0;
     for b in int.bytes().chain(frac.bytes()) {
-        mantissa = mantissa
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(u128::from(b - b'0')))
-            .ok_or(NumberError::Overflow)?;
+        let digit = u128::from(b - b'0');
+        let next = mantissa.checked_mul(10).and_then(|m| m.checked_add(digit));
+        mantissa = next.ok_or(NumberError::Overflow)?;
     }
     let scale = u32::try_from(frac.len()).map_err(|_| NumberError::Overflow)?;
     Ok(Decimal { mantissa, scale })
@@ -75,282 +68,229 @@ fn scale(d: Decimal, factor: u128) -> Option<(u128, bool)> {
     })
 }
 
-/// Splits `"22.05 kHz"` into the leading number `"22.05"` and the trimmed rest `"kHz"`.
-fn split_number(s: &str) -> (&str, &str) {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, rest) = s.split_at(end);
-    (num, rest.trim())
+/// Splits `s` before the first character that `keep` rejects.
+fn split_while(s: &str, keep: impl Fn(char) -> bool) -> (&str, &str) {
+    s.split_at(s.find(|c| !keep(c)).unwrap_or(s.len()))
 }
 
-/// The leading number of `s` if it is a valid one, for examples in help texts.
-fn example_number<'a>(s: &'a str, fallback: &'a str) -> &'a str {
-    let (num, _) = split_number(s);
-    if parse_decimal(num).is_ok() {
-        num
-    } else {
-        fallback
+/// Splits `"1.5 kHz rest"` into the number `"1.5"`, the unit `"kHz"` and the trimmed rest.
+fn next_part(s: &str) -> (&str, &str, &str) {
+    let (num, rest) = split_while(s, |c| c.is_ascii_digit() || c == '.');
+    let (unit, rest) = split_while(rest.trim_start(), |c| c.is_ascii_alphabetic());
+    (num, unit, rest.trim())
+}
+
+/// A kind of number-with-unit value, for error messages: its name, the units to list, a number
+/// and unit for examples (the number is replaced by the input's, if it has one), two units to
+/// suggest for a bare number, and a help for values too big to represent.
+struct Kind {
+    noun: &'static str,
+    units: &'static str,
+    example: (&'static str, &'static str),
+    bare: (&'static str, &'static str),
+    limit: &'static str,
+}
+
+const DURATION: Kind = Kind {
+    noun: "duration",
+    units: "`ms`, `s`, `m`, `h` or `d`",
+    example: ("30", "s"),
+    bare: ("s", "ms"),
+    limit: "durations must be under 2^64 milliseconds (about 584 million years)",
+};
+
+const SIZE: Kind = Kind {
+    noun: "size",
+    units: "`B`, `kB`, `MB`, `GB`, `TB`, `KiB`, `MiB`, `GiB` or `TiB`",
+    example: ("512", "MiB"),
+    bare: ("B", "MiB"),
+    limit: "sizes must be under 2^64 bytes (16 EiB)",
+};
+
+const FREQUENCY: Kind = Kind {
+    noun: "frequency",
+    units: "`Hz`, `kHz` or `MHz`",
+    example: ("48", "kHz"),
+    bare: ("kHz", "Hz"),
+    limit: "frequencies must be at most `4294967295Hz`",
+};
+
+impl Kind {
+    /// `s` is not a value of this kind (or is empty).
+    fn invalid(&self, s: &str) -> UnitError {
+        let (num, _, _) = next_part(s);
+        let num = parse_decimal(num).map_or(self.example.0, |_| num);
+        let (noun, units, unit) = (self.noun, self.units, self.example.1);
+        let message = match s {
+            "" => format!("empty {noun}"),
+            _ => format!("`{s}` is not a {noun}"),
+        };
+        let help = format!("write a number followed by a unit: {units}, e.g. `\"{num}{unit}\"`");
+        UnitError::new(message, help)
+    }
+
+    /// `s` is too big to represent.
+    fn too_big(&self, s: &str) -> UnitError {
+        UnitError::new(format!("`{s}` is out of range"), self.limit)
+    }
+
+    /// Reads the number and unit at the start of `part`, a piece of the input `s`: the value in
+    /// base units (rounded down), whether that was exact, the unit and the trimmed rest.
+    /// `factor` gives the size of a unit in base units, `None` if the unit is unknown.
+    fn read<'a>(
+        &self,
+        s: &str,
+        part: &'a str,
+        factor: impl Fn(&str) -> Option<u128>,
+    ) -> Result<(u128, bool, &'a str, &'a str), UnitError> {
+        let (num, unit, rest) = next_part(part);
+        let dec = parse_decimal(num).map_err(|e| match e {
+            NumberError::Malformed => self.invalid(s),
+            NumberError::Overflow => self.too_big(s),
+        })?;
+        match factor(unit) {
+            Some(f) => {
+                let (value, exact) = scale(dec, f).ok_or_else(|| self.too_big(s))?;
+                Ok((value, exact, unit, rest))
+            }
+            None if unit.is_empty() && rest.is_empty() => {
+                let (a, b) = self.bare;
+                let help = format!("write `\"{s}{a}\"` or `\"{s}{b}\"`");
+                Err(UnitError::new(format!("`{s}` has no unit"), help))
+            }
+            None => Err(self.invalid(s)),
+        }
     }
 }
 
-const DURATION_UNITS: &str = "`ms`, `s`, `m`, `h` or `d`";
-
-/// Duration units: name, milliseconds, rank (compound parts must strictly decrease in rank).
-const DURATION_TABLE: [(&str, u128, u8); 6] = [
-    ("d", 86_400_000, 4),
-    ("h", 3_600_000, 3),
-    ("m", 60_000, 2),
-    ("min", 60_000, 2),
-    ("s", 1_000, 1),
-    ("ms", 1, 0),
+/// Duration units, largest first, with their length in milliseconds.
+const DURATION_UNITS: [(&str, u128); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
 ];
+
+/// The index of a duration unit in [`DURATION_UNITS`] (`min` is an alias of `m`).
+fn duration_rank(unit: &str) -> Option<usize> {
+    let unit = if unit == "min" { "m" } else { unit };
+    DURATION_UNITS.iter().position(|(name, _)| *name == unit)
+}
 
 /// Parses a non-negative duration such as `"30s"`, `"1.5s"`, `"1h30m"` or `"250ms"`.
 ///
-/// The result must be a whole number of milliseconds and fit in `u64` milliseconds.
+/// Compound parts go from the largest unit to the smallest, each at most once. The result must
+/// be a whole number of milliseconds.
 pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let s = s.trim();
-    let example = example_number(s, "30");
-    let not_a_duration = || {
-        UnitError::new(
-            format!("`{s}` is not a duration"),
-            format!("write a number followed by a unit: {DURATION_UNITS}, e.g. `\"{example}s\"`"),
-        )
-    };
-    let too_long = || {
-        UnitError::new(
-            format!("`{s}` is too long a duration"),
-            "write a shorter duration",
-        )
-    };
-    if s.is_empty() {
-        return Err(UnitError::new(
-            "empty duration",
-            format!("write a number followed by a unit: {DURATION_UNITS}, e.g. `\"30s\"`"),
-        ));
-    }
     if s.starts_with('-') {
-        return Err(UnitError::new(
-            format!("`{s}` is negative"),
-            "durations cannot be negative; write e.g. `\"30s\"`",
-        ));
+        let help = "durations cannot be negative; write e.g. `\"30s\"`";
+        return Err(UnitError::new(format!("`{s}` is negative"), help));
     }
-    let mut rest = s;
-    let mut total: u128 = 0;
-    let mut last_rank: Option<u8> = None;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_end);
-        let after = after.trim_start();
-        let unit_end = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_end);
-        let dec = match parse_decimal(num) {
-            Ok(d) => d,
-            Err(NumberError::Malformed) => return Err(not_a_duration()),
-            Err(NumberError::Overflow) => return Err(too_long()),
-        };
-        if unit.is_empty() {
-            if !after.trim().is_empty() {
-                return Err(not_a_duration());
-            }
-            let message = if num == s {
-                format!("`{s}` has no unit")
-            } else {
-                format!("`{num}` in `{s}` has no unit")
-            };
-            return Err(UnitError::new(
-                message,
-                format!("add a unit: {DURATION_UNITS}, e.g. `\"{s}s\"`"),
-            ));
-        }
-        let (_, factor, rank) = DURATION_TABLE
-            .iter()
-            .copied()
-            .find(|(name, _, _)| *name == unit)
-            .ok_or_else(not_a_duration)?;
-        if last_rank.is_some_and(|last| rank >= last) {
+    let factor = |unit: &str| duration_rank(unit).map(|r| DURATION_UNITS[r].1);
+    let (mut rest, mut total, mut next_rank) = (s, 0u128, 0);
+    loop {
+        let (ms, exact, unit, after) = DURATION.read(s, rest, factor)?;
+        let rank = duration_rank(unit).unwrap_or_default();
+        if rank < next_rank {
             return Err(UnitError::new(
                 format!("`{s}`: units must go from largest to smallest, each at most once"),
                 "write e.g. `\"1h30m\"` or `\"2m30s\"`",
             ));
         }
-        last_rank = Some(rank);
-        let (ms, exact) = scale(dec, factor).ok_or_else(too_long)?;
         if !exact {
             return Err(UnitError::new(
                 format!("`{s}` is not a whole number of milliseconds"),
                 "round to whole milliseconds, e.g. `\"1.5s\"` or `\"1500ms\"`",
             ));
         }
-        total = total.checked_add(ms).ok_or_else(too_long)?;
-        rest = after.trim_start();
+        total = total.checked_add(ms).ok_or_else(|| DURATION.too_big(s))?;
+        (rest, next_rank) = (after, rank + 1);
+        if rest.is_empty() {
+            let ms = u64::try_from(total).map_err(|_| DURATION.too_big(s))?;
+            return Ok(Duration::from_millis(ms));
+        }
     }
-    let ms = u64::try_from(total).map_err(|_| too_long())?;
-    Ok(Duration::from_millis(ms))
 }
 
 /// Formats a duration in canonical compound form, largest units first, zero parts omitted:
 /// `"1m30s"`, `"1s500ms"`, `"1d"`, and `"0s"` for zero. Sub-millisecond parts are dropped.
 pub fn format_duration(d: Duration) -> String {
     let mut ms = d.as_millis();
-    if ms == 0 {
-        return "0s".to_owned();
-    }
     let mut out = String::new();
-    for (unit, factor) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
-        let n = ms / factor;
-        ms %= factor;
-        if n > 0 {
-            out.push_str(&n.to_string());
-            out.push_str(unit);
+    for (unit, factor) in DURATION_UNITS {
+        if ms >= factor {
+            out += &format!("{}{unit}", ms / factor);
+            ms %= factor;
         }
     }
-    out
+    if out.is_empty() { "0s".to_owned() } else { out }
 }
 
-const SIZE_UNITS: &str = "`B`, `kB`, `MB`, `GB`, `TB`, `KiB`, `MiB`, `GiB` or `TiB`";
-
-const SIZE_TABLE: [(&str, u128); 15] = [
-    ("B", 1),
-    ("kB", 1_000),
-    ("KB", 1_000),
-    ("k", 1_000),
-    ("K", 1_000),
-    ("MB", 1_000_000),
-    ("M", 1_000_000),
-    ("GB", 1_000_000_000),
-    ("G", 1_000_000_000),
-    ("TB", 1_000_000_000_000),
-    ("T", 1_000_000_000_000),
-    ("KiB", 1 << 10),
-    ("MiB", 1 << 20),
-    ("GiB", 1 << 30),
-    ("TiB", 1 << 40),
-];
-
 /// Parses a size such as `"512MiB"`, `"1.5GiB"` or `"10kB"` into bytes, rounded down.
+///
+/// `k`, `M`, `G`, `T` (with or without `B`) are powers of 1000; `KiB` to `TiB` powers of 1024.
 pub fn parse_size(s: &str) -> Result<u64, UnitError> {
     let s = s.trim();
-    let example = example_number(s, "512");
-    let not_a_size = || {
-        UnitError::new(
-            format!("`{s}` is not a size"),
-            format!("write a number followed by a unit: {SIZE_UNITS}, e.g. `\"{example}MiB\"`"),
-        )
-    };
-    let too_large = || {
-        UnitError::new(
-            format!("`{s}` is too large"),
-            "sizes must be below 16 EiB (2^64 bytes)",
-        )
-    };
-    if s.is_empty() {
-        return Err(UnitError::new(
-            "empty size",
-            format!("write a number followed by a unit: {SIZE_UNITS}, e.g. `\"512MiB\"`"),
-        ));
+    let (bytes, _, _, rest) = SIZE.read(s, s, |unit| match unit {
+        "B" => Some(1),
+        "kB" | "KB" | "k" | "K" => Some(1_000),
+        "MB" | "M" => Some(1_000_000),
+        "GB" | "G" => Some(1_000_000_000),
+        "TB" | "T" => Some(1_000_000_000_000),
+        "KiB" => Some(1 << 10),
+        "MiB" => Some(1 << 20),
+        "GiB" => Some(1 << 30),
+        "TiB" => Some(1 << 40),
+        _ => None,
+    })?;
+    if !rest.is_empty() {
+        return Err(SIZE.invalid(s));
     }
-    let (num, unit) = split_number(s);
-    let dec = match parse_decimal(num) {
-        Ok(d) => d,
-        Err(NumberError::Malformed) => return Err(not_a_size()),
-        Err(NumberError::Overflow) => return Err(too_large()),
-    };
-    if unit.is_empty() {
-        return Err(UnitError::new(
-            format!("`{s}` has no unit"),
-            format!("write `\"{num}B\"` or `\"{num}MiB\"`"),
-        ));
-    }
-    let (_, factor) = SIZE_TABLE
-        .iter()
-        .copied()
-        .find(|(name, _)| *name == unit)
-        .ok_or_else(not_a_size)?;
-    let (bytes, _) = scale(dec, factor).ok_or_else(too_large)?;
-    u64::try_from(bytes).map_err(|_| too_large())
+    u64::try_from(bytes).map_err(|_| SIZE.too_big(s))
 }
 
 /// Formats bytes with the largest binary unit that divides them exactly, else in bytes:
 /// `"2GiB"`, `"512MiB"`, `"1000B"`.
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        let factor = 1u64 << shift;
-        if bytes != 0 && bytes % factor == 0 {
-            return format!("{}{unit}", bytes / factor);
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", bytes >> shift);
         }
     }
     format!("{bytes}B")
 }
 
-/// Parses a frequency such as `"48kHz"`, `"22.05kHz"`, `"1MHz"`, `"300Hz"` or a bare `"48000"`
-/// into whole hertz. Unit letters are case-insensitive.
+/// Parses a frequency such as `"48kHz"`, `"22.05kHz"`, `"1MHz"`, `"300Hz"` or a bare integer
+/// `"48000"` into whole hertz. Unit letters are case-insensitive.
 pub fn parse_frequency(s: &str) -> Result<u32, UnitError> {
     let s = s.trim();
-    let example = example_number(s, "48");
-    let not_a_frequency = || {
-        UnitError::new(
-            format!("`{s}` is not a frequency"),
-            format!("write a number followed by `Hz`, `kHz` or `MHz`, e.g. `\"{example}kHz\"`"),
-        )
-    };
-    let too_high = || {
-        UnitError::new(
-            format!("`{s}` is too high"),
-            "frequencies must be at most `4294967295Hz`",
-        )
-    };
-    if s.is_empty() {
-        return Err(UnitError::new(
-            "empty frequency",
-            "write a number followed by `Hz`, `kHz` or `MHz`, e.g. `\"48kHz\"`",
-        ));
+    let (hz, exact, _, rest) =
+        FREQUENCY.read(s, s, |unit| match unit.to_ascii_lowercase().as_str() {
+            "hz" => Some(1),
+            "khz" => Some(1_000),
+            "mhz" => Some(1_000_000),
+            "" if !s.contains('.') => Some(1),
+            _ => None,
+        })?;
+    if !rest.is_empty() {
+        return Err(FREQUENCY.invalid(s));
     }
-    let (num, unit) = split_number(s);
-    let dec = match parse_decimal(num) {
-        Ok(d) => d,
-        Err(NumberError::Malformed) => return Err(not_a_frequency()),
-        Err(NumberError::Overflow) => return Err(too_high()),
-    };
-    let factor = match unit.to_ascii_lowercase().as_str() {
-        "" if !num.contains('.') => 1,
-        "" => {
-            return Err(UnitError::new(
-                format!("`{s}` has no unit"),
-                format!("write `\"{num}kHz\"` or `\"{num}Hz\"`"),
-            ));
-        }
-        "hz" => 1,
-        "khz" => 1_000,
-        "mhz" => 1_000_000,
-        _ => return Err(not_a_frequency()),
-    };
-    let (hz, exact) = scale(dec, factor).ok_or_else(too_high)?;
     if !exact {
         return Err(UnitError::new(
             format!("`{s}` is not a whole number of hertz"),
             "round to whole hertz, e.g. `\"22.05kHz\"` or `\"22050Hz\"`",
         ));
     }
-    u32::try_from(hz).map_err(|_| too_high())
+    u32::try_from(hz).map_err(|_| FREQUENCY.too_big(s))
 }
 
 /// Formats hertz as `"250kHz"` or `"44.1kHz"` when that is exact, else as `"22050Hz"`.
 pub fn format_frequency(hz: u32) -> String {
-    if hz >= 1_000 && hz % 1_000 == 0 {
+    if hz >= 1_000 && hz.is_multiple_of(1_000) {
         format!("{}kHz", hz / 1_000)
-    } else if hz >= 1_000 && hz % 100 == 0 {
+    } else if hz >= 1_000 && hz.is_multiple_of(100) {
         format!("{}.{}kHz", hz / 1_000, (hz % 1_000) / 100)
     } else {
         format!("{hz}Hz")
@@ -358,17 +298,7 @@ pub fn format_frequency(hz: u32) -> String {
 }
 
 /// A sun event the sensor's schedule can be relative to.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SunEvent {
     /// The sun's upper edge rises above the horizon.
@@ -403,9 +333,7 @@ impl fmt::Display for SunEvent {
 }
 
 /// A time of day: a wall-clock time in the program's timezone, or an offset from a sun event.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TimeOfDay {
     /// Seconds since local midnight, 0..86400.
@@ -428,67 +356,40 @@ impl fmt::Display for TimeOfDay {
     }
 }
 
-/// The largest sun offset allowed, 12 hours.
-const MAX_SUN_OFFSET: Duration = Duration::from_secs(12 * 3600);
-
 /// Parses `"21:00"`, `"5:30:15"`, `"sunset"`, `"sunset-30m"` or `"sunrise + 1h30m"`.
 pub fn parse_time_of_day(s: &str) -> Result<TimeOfDay, UnitError> {
     let s = s.trim();
-    if s.is_empty() {
-        return Err(UnitError::new(
-            "empty time of day",
-            "write e.g. `\"21:00\"` or `\"sunset-30m\"`",
-        ));
-    }
     if s.contains(':') {
         return parse_clock(s);
     }
-    let word_end = s
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(s.len());
-    let (word, rest) = s.split_at(word_end);
-    let Some(event) = SunEvent::ALL
+    let (word, rest) = split_while(s, |c| c.is_ascii_alphabetic());
+    let found = SunEvent::ALL
         .into_iter()
-        .find(|e| e.name().eq_ignore_ascii_case(word))
-    else {
+        .find(|e| e.name().eq_ignore_ascii_case(word));
+    let Some(event) = found else {
         return Err(unknown_time_word(s, word));
     };
     let rest = rest.trim_start();
-    if rest.is_empty() {
-        return Ok(TimeOfDay::Sun {
-            event,
-            offset_ms: 0,
-        });
-    }
-    let (negative, offset) = if let Some(d) = rest.strip_prefix('+') {
-        (false, d)
-    } else if let Some(d) = rest.strip_prefix('-') {
-        (true, d)
-    } else {
-        return Err(UnitError::new(
-            format!(
-                "`{s}` is not a time of day: expected `+` or `-` after `{}`",
-                event.name()
-            ),
-            format!("write e.g. `\"{0}-30m\"` or `\"{0}+1h\"`", event.name()),
-        ));
+    let offset = match rest.strip_prefix(['+', '-']) {
+        _ if rest.is_empty() => Duration::ZERO,
+        Some(offset) => parse_duration(offset)
+            .map_err(|e| UnitError::new(format!("bad offset in `{s}`: {}", e.message), e.help))?,
+        None => {
+            return Err(UnitError::new(
+                format!("`{s}` is not a time of day: expected `+` or `-` after `{event}`"),
+                format!("write e.g. `\"{event}-30m\"` or `\"{event}+1h\"`"),
+            ));
+        }
     };
-    let offset = parse_duration(offset)
-        .map_err(|e| UnitError::new(format!("bad offset in `{s}`: {}", e.message), e.help))?;
-    let too_far = || {
-        UnitError::new(
+    let ms = i64::try_from(offset.as_millis()).ok();
+    let Some(ms) = ms.filter(|ms| *ms <= 12 * 3_600_000) else {
+        return Err(UnitError::new(
             format!("the offset in `{s}` is more than 12 hours"),
             "sun offsets are limited to `12h` either way; use a clock time like `\"21:00\"` instead",
-        )
+        ));
     };
-    if offset > MAX_SUN_OFFSET {
-        return Err(too_far());
-    }
-    let ms = i64::try_from(offset.as_millis()).map_err(|_| too_far())?;
-    Ok(TimeOfDay::Sun {
-        event,
-        offset_ms: if negative { -ms } else { ms },
-    })
+    let offset_ms = if rest.starts_with('-') { -ms } else { ms };
+    Ok(TimeOfDay::Sun { event, offset_ms })
 }
 
 /// The error for a time of day that is neither a clock time nor a sun event, with a suggestion.
@@ -499,66 +400,53 @@ fn unknown_time_word(s: &str, word: &str) -> UnitError {
         .map(|e| (strsim::levenshtein(&lower, e.name()), e))
         .min_by_key(|(distance, _)| *distance)
         .filter(|(distance, _)| *distance <= 2 && *distance < lower.len());
-    let did_you_mean = closest
-        .map(|(_, e)| format!("did you mean `{e}`? "))
-        .unwrap_or_default();
-    UnitError::new(
-        format!("`{s}` is not a time of day"),
-        format!(
-            "{did_you_mean}write a clock time like `\"21:00\"`, or `sunrise`, `sunset`, `dawn` or \
-             `dusk` with an optional offset, e.g. `\"sunset-30m\"`"
-        ),
-    )
+    let did_you_mean = closest.map_or(String::new(), |(_, e)| format!("did you mean `{e}`? "));
+    let message = match s {
+        "" => "empty time of day".to_owned(),
+        _ => format!("`{s}` is not a time of day"),
+    };
+    let help = format!(
+        "{did_you_mean}write a clock time like `\"21:00\"`, or `sunrise`, `sunset`, `dawn` or \
+         `dusk` with an optional offset, e.g. `\"sunset-30m\"`"
+    );
+    UnitError::new(message, help)
 }
+
+/// The help for an hour out of range, which is most likely `24:00`.
+const HOURS_HELP: &str = "hours go from `0` to `23`; for midnight write `00:00` (start of the day) \
+                          or `23:59:59` (end of the day)";
 
 /// Parses `HH:MM` or `HH:MM:SS` (hours may have one digit).
 fn parse_clock(s: &str) -> Result<TimeOfDay, UnitError> {
-    let bad = || {
-        UnitError::new(
-            format!("`{s}` is not a time of day"),
-            "write `HH:MM` or `HH:MM:SS`, e.g. `\"21:00\"` or `\"05:30:15\"`",
-        )
-    };
     let field = |text: &str, min_len: usize| -> Option<u32> {
         let ok = (min_len..=2).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
-        if ok { text.parse().ok() } else { None }
+        text.parse().ok().filter(|_| ok)
     };
     let parts: Vec<&str> = s.split(':').collect();
     let (h, m, sec) = match parts.as_slice() {
         [h, m] => (*h, *m, "00"),
         [h, m, sec] => (*h, *m, *sec),
-        _ => return Err(bad()),
+        _ => ("", "", ""),
     };
     let (Some(hours), Some(minutes), Some(seconds)) = (field(h, 1), field(m, 2), field(sec, 2))
     else {
-        return Err(bad());
+        return Err(UnitError::new(
+            format!("`{s}` is not a time of day"),
+            "write `HH:MM` or `HH:MM:SS`, e.g. `\"21:00\"` or `\"05:30:15\"`",
+        ));
     };
-    if hours > 23 {
-        let midnight = if hours == 24 {
-            "; write `00:00` for midnight at the start of the day or `23:59:59` for its end"
-        } else {
-            ""
-        };
-        return Err(UnitError::new(
-            format!("hour `{h}` in `{s}` is out of range"),
-            format!("hours go from `0` to `23`{midnight}"),
-        ));
+    for (value, max, name, text, help) in [
+        (hours, 23, "hour", h, HOURS_HELP),
+        (minutes, 59, "minute", m, "minutes go from `00` to `59`"),
+        (seconds, 59, "second", sec, "seconds go from `00` to `59`"),
+    ] {
+        if value > max {
+            let message = format!("{name} `{text}` in `{s}` is out of range");
+            return Err(UnitError::new(message, help));
+        }
     }
-    if minutes > 59 {
-        return Err(UnitError::new(
-            format!("minute `{m}` in `{s}` is out of range"),
-            "minutes go from `00` to `59`",
-        ));
-    }
-    if seconds > 59 {
-        return Err(UnitError::new(
-            format!("second `{sec}` in `{s}` is out of range"),
-            "seconds go from `00` to `59`",
-        ));
-    }
-    Ok(TimeOfDay::Clock {
-        seconds: hours * 3600 + minutes * 60 + seconds,
-    })
+    let seconds = hours * 3600 + minutes * 60 + seconds;
+    Ok(TimeOfDay::Clock { seconds })
 }
 
 /// Formats a time of day: `"21:00"`, `"21:00:30"`, `"dusk"`, `"sunset-30m"`, `"sunrise+1h30m"`.
@@ -566,20 +454,16 @@ pub fn format_time_of_day(t: &TimeOfDay) -> String {
     match *t {
         TimeOfDay::Clock { seconds } => {
             let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-            if s == 0 {
-                format!("{h:02}:{m:02}")
-            } else {
-                format!("{h:02}:{m:02}:{s:02}")
-            }
+            let hm = format!("{h:02}:{m:02}");
+            if s == 0 { hm } else { format!("{hm}:{s:02}") }
         }
-        TimeOfDay::Sun {
-            event,
-            offset_ms: 0,
-        } => event.name().to_owned(),
         TimeOfDay::Sun { event, offset_ms } => {
-            let sign = if offset_ms < 0 { '-' } else { '+' };
+            let sign = if offset_ms < 0 { "-" } else { "+" };
             let offset = format_duration(Duration::from_millis(offset_ms.unsigned_abs()));
-            format!("{event}{sign}{offset}")
+            match offset_ms {
+                0 => event.to_string(),
+                _ => format!("{event}{sign}{offset}"),
+            }
         }
     }
 }
@@ -589,192 +473,127 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn secs(s: u64) -> Duration {
-        Duration::from_secs(s)
+    /// A parser whose value is formatted back, so one table can test all of them.
+    type Parser = fn(&str) -> Result<String, UnitError>;
+
+    fn duration(s: &str) -> Result<String, UnitError> {
+        parse_duration(s).map(format_duration)
+    }
+    fn size(s: &str) -> Result<String, UnitError> {
+        parse_size(s).map(format_size)
+    }
+    fn frequency(s: &str) -> Result<String, UnitError> {
+        parse_frequency(s).map(format_frequency)
+    }
+    fn time(s: &str) -> Result<String, UnitError> {
+        parse_time_of_day(s).map(|t| t.to_string())
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(secs(30)));
-        assert_eq!(parse_duration(" 3 s "), Ok(secs(3)));
-        assert_eq!(parse_duration("1h30m"), Ok(secs(5400)));
-        assert_eq!(parse_duration("2m30s"), Ok(secs(150)));
-        assert_eq!(parse_duration("2min"), Ok(secs(120)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("0.5h"), Ok(secs(1800)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1d"), Ok(secs(86_400)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    fn parses_and_formats() {
+        let cases: &[(Parser, &str, &str)] = &[
+            (duration, " 3 s ", "3s"),
+            (duration, "90s", "1m30s"),
+            (duration, "1h 30m", "1h30m"),
+            (duration, "2min", "2m"),
+            (duration, "1.5s", "1s500ms"),
+            (duration, "0.5h", "30m"),
+            (duration, "86400s", "1d"),
+            (duration, "0ms", "0s"),
+            (size, "2048MiB", "2GiB"),
+            (size, "1.5GiB", "1536MiB"),
+            (size, "1.0001KiB", "1KiB"),
+            (size, "1 kB", "1000B"),
+            (size, "4K", "4000B"),
+            (size, "1T", "976562500KiB"),
+            (frequency, "250kHz", "250kHz"),
+            (frequency, "22.05khz", "22050Hz"),
+            (frequency, "44100", "44.1kHz"),
+            (frequency, "1 MHz", "1000kHz"),
+            (frequency, "500Hz", "500Hz"),
+            (time, "21:00:00", "21:00"),
+            (time, "5:30:15", "05:30:15"),
+            (time, "23:59:59", "23:59:59"),
+            (time, "SUNSET - 30m", "sunset-30m"),
+            (time, "sunrise + 90m", "sunrise+1h30m"),
+            (time, "dusk+0s", "dusk"),
+            (time, "dawn-12h", "dawn-12h"),
+        ];
+        for (parse, input, want) in cases {
+            assert_eq!(parse(input).as_deref(), Ok(*want), "{input}");
+        }
+        let t = parse_time_of_day("sunset-30m");
+        let offset_ms = -1_800_000;
+        assert_eq!(
+            t,
+            Ok(TimeOfDay::Sun {
+                event: SunEvent::Sunset,
+                offset_ms
+            })
+        );
+        assert_eq!(
+            parse_time_of_day("0:01:05"),
+            Ok(TimeOfDay::Clock { seconds: 65 })
+        );
     }
 
     #[test]
-    fn duration_errors() {
+    fn errors_say_what_to_write() {
         let e = parse_duration("3 sec").unwrap_err();
         assert_eq!(e.message, "`3 sec` is not a duration");
+        let help = "write a number followed by a unit: `ms`, `s`, `m`, `h` or `d`, e.g. `\"3s\"`";
+        assert_eq!(e.help, help);
         assert_eq!(
-            e.help,
-            "write a number followed by a unit: `ms`, `s`, `m`, `h` or `d`, e.g. `\"3s\"`"
+            parse_size("512").unwrap_err().help,
+            "write `\"512B\"` or `\"512MiB\"`"
         );
-        assert!(
-            parse_duration("3x")
-                .unwrap_err()
-                .message
-                .contains("not a duration")
-        );
-        let e = parse_duration("10").unwrap_err();
-        assert_eq!(e.message, "`10` has no unit");
-        assert!(e.help.contains("`\"10s\"`"));
-        for bad in [
-            "", "-5s", "30m1h", "1m1m", "1m2min", "0.0001s", "1.s", ".5s", "1h30", "s", "1e3s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        // Each case: a substring of "<message> / <help>".
+        let cases: &[(Parser, &str, &str)] = &[
+            (duration, "", "empty duration"),
+            (size, " ", "empty size"),
+            (duration, "1s 2", "`1s 2` has no unit"),
+            (
+                duration,
+                "10",
+                "`10` has no unit / write `\"10s\"` or `\"10ms\"`",
+            ),
+            (duration, "1h30", "`1h30` has no unit"),
+            (duration, "3x", "not a duration"),
+            (duration, "-5s", "negative"),
+            (duration, "30m1h", "largest to smallest"),
+            (duration, "1m2min", "largest to smallest"),
+            (duration, "0.0001s", "whole number of milliseconds"),
+            (duration, "99999999999999999999d", "out of range"),
+            (duration, "1e3s", "not a duration"),
+            (duration, ".5s", "not a duration"),
+            (size, "5 kb", "not a size"),
+            (size, "1 2B", "not a size"),
+            (size, "99999999TiB", "out of range"),
+            (frequency, "22.05", "has no unit"),
+            (frequency, "0.5Hz", "whole number of hertz"),
+            (frequency, "4294967296", "out of range"),
+            (frequency, "48 kHzz", "not a frequency"),
+            (time, "24:00", "`00:00` (start of the day) or `23:59:59`"),
+            (time, "12:60", "minute `60` in `12:60` is out of range"),
+            (time, "12:00:61", "second `61`"),
+            (time, "123:00", "`HH:MM`"),
+            (time, "1:2:3:4", "`HH:MM`"),
+            (time, "sunsett", "did you mean `sunset`?"),
+            (time, "noon", "`sunrise`, `sunset`, `dawn` or `dusk`"),
+            (time, "sunset30m", "expected `+` or `-`"),
+            (time, "sunset-30", "bad offset"),
+            (time, "sunset+12h1s", "more than 12 hours"),
+        ];
+        for (parse, input, want) in cases {
+            let e = parse(input).unwrap_err();
+            let text = format!("{} / {}", e.message, e.help);
+            assert!(text.contains(want), "{input}: {text}");
         }
         assert!(
-            parse_duration("99999999999999999999d")
+            !parse_time_of_day("noon")
                 .unwrap_err()
-                .message
-                .contains("too long")
-        );
-        assert!(
-            parse_duration("0.0001s")
-                .unwrap_err()
-                .message
-                .contains("whole number")
-        );
-        assert!(
-            parse_duration("30m1h")
-                .unwrap_err()
-                .message
-                .contains("largest to smallest")
-        );
-    }
-
-    #[test]
-    fn format_durations() {
-        assert_eq!(format_duration(secs(90)), "1m30s");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
-        assert_eq!(format_duration(Duration::ZERO), "0s");
-        assert_eq!(format_duration(secs(86_400)), "1d");
-        assert_eq!(format_duration(secs(5400)), "1h30m");
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_size("10kB"), Ok(10_000));
-        assert_eq!(parse_size("10 K"), Ok(10_000));
-        assert_eq!(parse_size("2G"), Ok(2_000_000_000));
-        assert_eq!(parse_size("1.0001KiB"), Ok(1024));
-        assert_eq!(parse_size("100B"), Ok(100));
-        let e = parse_size("512").unwrap_err();
-        assert_eq!(e.help, "write `\"512B\"` or `\"512MiB\"`");
-        for bad in ["", "5 kb", "MiB", "-1B", "99999999TiB", "1 2B"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-        assert_eq!(format_size(2 << 30), "2GiB");
-        assert_eq!(format_size(512 << 20), "512MiB");
-        assert_eq!(format_size(1000), "1000B");
-        assert_eq!(format_size(0), "0B");
-    }
-
-    #[test]
-    fn frequencies() {
-        assert_eq!(parse_frequency("22.05kHz"), Ok(22_050));
-        assert_eq!(parse_frequency("250kHz"), Ok(250_000));
-        assert_eq!(parse_frequency("48000"), Ok(48_000));
-        assert_eq!(parse_frequency("1 mhz"), Ok(1_000_000));
-        assert_eq!(parse_frequency("300Hz"), Ok(300));
-        for bad in [
-            "",
-            "22.05",
-            "0.5Hz",
-            "5000MHz",
-            "4294967296",
-            "48 kHzz",
-            "kHz",
-        ] {
-            assert!(parse_frequency(bad).is_err(), "{bad}");
-        }
-        assert_eq!(format_frequency(250_000), "250kHz");
-        assert_eq!(format_frequency(22_050), "22050Hz");
-        assert_eq!(format_frequency(44_100), "44.1kHz");
-        assert_eq!(format_frequency(500), "500Hz");
-    }
-
-    #[test]
-    fn times_of_day() {
-        let clock = |seconds| Ok(TimeOfDay::Clock { seconds });
-        let sun = |event, offset_ms| Ok(TimeOfDay::Sun { event, offset_ms });
-        assert_eq!(parse_time_of_day("21:00"), clock(75_600));
-        assert_eq!(parse_time_of_day("5:30:15"), clock(19_815));
-        assert_eq!(parse_time_of_day("00:00"), clock(0));
-        assert_eq!(parse_time_of_day("23:59:59"), clock(86_399));
-        assert_eq!(
-            parse_time_of_day("sunset-30m"),
-            sun(SunEvent::Sunset, -1_800_000)
-        );
-        assert_eq!(
-            parse_time_of_day("Sunrise + 1h30m"),
-            sun(SunEvent::Sunrise, 5_400_000)
-        );
-        assert_eq!(parse_time_of_day("dusk"), sun(SunEvent::Dusk, 0));
-        assert_eq!(
-            parse_time_of_day("dawn-12h"),
-            sun(SunEvent::Dawn, -43_200_000)
-        );
-    }
-
-    #[test]
-    fn time_of_day_errors() {
-        let e = parse_time_of_day("24:00").unwrap_err();
-        assert!(
-            e.help.contains("`00:00`") && e.help.contains("`23:59:59`"),
-            "{}",
-            e.help
-        );
-        assert!(
-            parse_time_of_day("12:60")
-                .unwrap_err()
-                .message
-                .starts_with("minute `60`")
-        );
-        assert!(
-            parse_time_of_day("12:00:61")
-                .unwrap_err()
-                .message
-                .starts_with("second `61`")
-        );
-        let e = parse_time_of_day("sunsett").unwrap_err();
-        assert!(e.help.starts_with("did you mean `sunset`?"), "{}", e.help);
-        let e = parse_time_of_day("noon").unwrap_err();
-        assert!(!e.help.contains("did you mean") && e.help.contains("`dusk`"));
-        assert!(
-            parse_time_of_day("sunset+12h1s")
-                .unwrap_err()
-                .message
-                .contains("12 hours")
-        );
-        for bad in [
-            "",
-            "21",
-            "21:0",
-            "123:00",
-            "1:2:3:4",
-            "sunset30m",
-            "sunset-",
-            "sunset-30",
-        ] {
-            assert!(parse_time_of_day(bad).is_err(), "{bad}");
-        }
-        let t = TimeOfDay::Sun {
-            event: SunEvent::Sunrise,
-            offset_ms: 5_400_000,
-        };
-        assert_eq!(t.to_string(), "sunrise+1h30m");
-        assert_eq!(
-            format_time_of_day(&TimeOfDay::Clock { seconds: 75_630 }),
-            "21:00:30"
+                .help
+                .contains("did you mean")
         );
     }
 
@@ -792,10 +611,9 @@ mod tests {
         #[test]
         fn parsers_never_panic(s in "\\PC*", t in "[0-9.:+\\- a-zA-Z]{0,24}") {
             for input in [&s, &t] {
-                let _ = parse_duration(input);
-                let _ = parse_size(input);
-                let _ = parse_frequency(input);
-                let _ = parse_time_of_day(input);
+                for parse in [duration, size, frequency, time] {
+                    let _ = parse(input);
+                }
             }
         }
 

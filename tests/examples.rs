@@ -7,7 +7,7 @@ use acoupi::plan::BuildContext;
 use camino::Utf8PathBuf;
 
 /// A fixed build context, so snapshots do not depend on where the test runs.
-pub fn fixed_context(name: &str) -> BuildContext {
+fn fixed_context(name: &str) -> BuildContext {
     BuildContext {
         home: "/home/pi/.acoupi".into(),
         exe: "/usr/local/bin/acoupi".into(),

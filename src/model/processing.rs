@@ -617,10 +617,8 @@ mod tests {
 
     #[test]
     fn undeclared_detector() {
-        let src = format!(
-            "program \"p\"\nmicrophone \"m\" {{ synthetic \"sine\"; samplerate \"250kHz\" }}\ndetector \"bats\" kind=\"band-energy\" {{ band low=\"20kHz\" high=\"100kHz\" }}\nsaving {{ keep-if detection detector=\"bat\" }}\n"
-        );
-        assert_eq!(codes(&src), ["model::undeclared_reference"]);
+        let src = "program \"p\"\nmicrophone \"m\" { synthetic \"sine\"; samplerate \"250kHz\" }\ndetector \"bats\" kind=\"band-energy\" { band low=\"20kHz\" high=\"100kHz\" }\nsaving { keep-if detection detector=\"bat\" }\n";
+        assert_eq!(codes(src), ["model::undeclared_reference"]);
     }
 
     #[test]

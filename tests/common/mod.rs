@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests: running the real binary, temporary homes.
+
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// The `acoupi` binary under test.
+pub(crate) fn acoupi() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_acoupi"));
+    cmd.env_remove("ACOUPI_HOME").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `acoupi ARGS…` and returns its output.
+pub(crate) fn run(args: &[&str]) -> Output {
+    acoupi()
+        .args(args)
+        .output()
+        .expect("the acoupi binary runs")
+}
+
+/// Exit code of an output (panics on death by signal, which is itself a failure).
+pub(crate) fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {out:?}"))
+}
+
+/// Stderr as text.
+pub(crate) fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Stdout as text.
+pub(crate) fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A temporary directory as a UTF-8 path.
+pub(crate) fn tempdir() -> (tempfile::TempDir, Utf8PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).expect("utf-8 temp dir");
+    (dir, path)
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub(crate) fn write(dir: &Utf8Path, name: &str, text: impl AsRef<[u8]>) -> Utf8PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write test file");
+    p
+}
+
+/// Every regular file under `root`, relative path to bytes and mode.
+pub(crate) fn snapshot_dir(root: &Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable dir") {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(
+                    rel,
+                    (
+                        std::fs::read(&path).expect("read"),
+                        meta.permissions().mode() & 0o7777,
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
