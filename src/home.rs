@@ -209,15 +209,23 @@ fn swap(stage: &Utf8Path, home: &Utf8Path, exists: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes stages left by a build that crashed.
+/// Removes stages left by a build that crashed: those whose process is gone. A stage of a
+/// build still running (another `acoupi build` of the same home) is left alone.
 fn remove_stale_stages(parent: &Utf8Path, prefix: &str) -> Result<(), Error> {
     for entry in fs::read_dir(parent)? {
         let entry = entry?;
-        if entry
+        let Some(pid) = entry
             .file_name()
             .to_str()
-            .is_some_and(|n| n.starts_with(prefix))
-        {
+            .and_then(|n| n.strip_prefix(prefix))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().is_ok_and(|p| {
+            p != std::process::id() && std::path::Path::new(&format!("/proc/{p}")).exists()
+        });
+        if !alive {
             fs::remove_dir_all(entry.path())?;
         }
     }
@@ -284,4 +292,82 @@ pub fn compare(tree: &OutputTree, home: &Utf8Path) -> Result<Vec<Difference>, Er
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> OutputTree {
+        let mut t = OutputTree::default();
+        for (p, c) in files {
+            t.insert(*p, *c, 0o644);
+        }
+        t
+    }
+
+    fn temp() -> (tempfile::TempDir, Utf8PathBuf) {
+        let d = tempfile::tempdir().expect("temp dir");
+        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).expect("utf-8");
+        (d, p)
+    }
+
+    #[test]
+    fn a_failure_while_staging_leaves_the_previous_home_and_no_stage() {
+        let (_d, dir) = temp();
+        let home = dir.join("home");
+        write(&tree(&[(LOCK_FILE, "{}"), ("bin/acoupi", "old")]), &home).expect("first write");
+        // `x` as a file and `x/y` under it cannot both exist: staging fails half-way.
+        let broken = tree(&[
+            (LOCK_FILE, "{}"),
+            ("bin/acoupi", "new"),
+            ("x", "file"),
+            ("x/y", "under a file"),
+        ]);
+        assert!(write(&broken, &home).is_err());
+        assert_eq!(
+            std::fs::read_to_string(home.join("bin/acoupi")).expect("old file"),
+            "old"
+        );
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["home"]);
+    }
+
+    #[test]
+    fn stale_stages_from_a_crash_are_removed() {
+        let (_d, dir) = temp();
+        let home = dir.join("home");
+        let stale = dir.join(format!("{}999999", stage_prefix(&home)));
+        std::fs::create_dir_all(stale.join("bin")).expect("stale stage");
+        write(&tree(&[(LOCK_FILE, "{}")]), &home).expect("write");
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn an_empty_directory_becomes_a_home_but_a_full_one_does_not() {
+        let (_d, dir) = temp();
+        let empty = dir.join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        assert!(
+            write(&tree(&[(LOCK_FILE, "{}")]), &empty)
+                .expect("write")
+                .replaced
+        );
+        let full = dir.join("full");
+        std::fs::create_dir(&full).expect("mkdir");
+        std::fs::write(full.join("notes.txt"), "mine").expect("write");
+        assert!(matches!(
+            write(&tree(&[(LOCK_FILE, "{}")]), &full),
+            Err(Error::NotAHome(_))
+        ));
+        let file = dir.join("file");
+        std::fs::write(&file, "x").expect("write");
+        assert!(matches!(
+            write(&tree(&[(LOCK_FILE, "{}")]), &file),
+            Err(Error::NotADirectory(_))
+        ));
+    }
 }
