@@ -99,10 +99,7 @@ pub enum Issue {
     },
 
     #[error("property `{name}` is given more than once on `{node}`")]
-    #[diagnostic(
-        code(manifest::duplicate_property),
-        help("remove one of them; KDL would silently keep the last")
-    )]
+    #[diagnostic(code(manifest::duplicate_property), help("remove one of them"))]
     DuplicateProperty {
         name: String,
         node: String,

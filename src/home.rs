@@ -1,10 +1,11 @@
 //! The only module that touches the file system for a build: resolves ACOUPI_HOME, writes an
 //! [`OutputTree`] into it atomically, and compares a tree with what a home holds.
 //!
-//! In: a rendered tree and a home path. Out: a home holding exactly that tree plus the
-//! runtime state it had (`log/`, `run/`, `state/`, `config/deployment.json`,
-//! `config/secrets.env`). The tree is staged in a sibling directory and swapped in with one
-//! `renameat2(RENAME_EXCHANGE)`, so a failure at any point leaves the previous home as it was.
+//! In: a rendered tree and a home path. Out: a home whose generated entries are exactly that
+//! tree, next to runtime state that is never touched (`data/`, `log/`, `run/`, `state/`,
+//! `config/deployment.json`, `config/secrets.env`). The tree is written into its own build
+//! directory and switched in by renaming one symlink, so a failure at any point leaves the
+//! previous build in place.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +16,6 @@ use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 
 use crate::emit::{LOCK_FILE, OutputTree};
-use crate::plan::RUNTIME_STATE;
 
 /// Why a home could not be resolved, written or read.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,9 @@ fn check_target(home: &Utf8Path) -> Result<bool, Error> {
         Err(e) => Err(e.into()),
         Ok(m) if !m.is_dir() => Err(Error::NotADirectory(home.to_owned())),
         Ok(_) => {
-            if home.join(LOCK_FILE).exists() || fs::read_dir(home)?.next().is_none() {
+            if fs::symlink_metadata(home.join(LOCK_FILE)).is_ok()
+                || fs::read_dir(home)?.next().is_none()
+            {
                 Ok(true)
             } else {
                 Err(Error::NotAHome(home.to_owned()))
@@ -75,28 +77,52 @@ fn check_target(home: &Utf8Path) -> Result<bool, Error> {
     }
 }
 
-fn stage_prefix(home: &Utf8Path) -> String {
-    format!(".{}.acoupi-stage-", home.file_name().unwrap_or("home"))
-}
+/// The link every generated entry of the home resolves through.
+const CURRENT: &str = ".current";
+/// Prefix of the directories holding one build each.
+const BUILD_PREFIX: &str = ".build-";
 
-/// Writes `tree` into `home` atomically, keeping the home's runtime state.
+/// Writes `tree` into `home` atomically.
+///
+/// The files go into a new directory `.build-<digest>` inside the home; every generated entry
+/// (`bin`, `units`, `config/program.json`, …) is a symlink through `.current`, and one
+/// `rename` of a new `.current` link switches all of them at once. Runtime state (`log/`,
+/// `run/`, `state/`, `data/`, `config/deployment.json`, `config/secrets.env`) is never moved
+/// or copied, so a running deployment keeps writing to it during a rebuild.
 pub fn write(tree: &OutputTree, home: &Utf8Path) -> Result<Written, Error> {
     let exists = check_target(home)?;
-    let parent = home
-        .parent()
-        .ok_or_else(|| Error::NotADirectory(home.to_owned()))?;
-    fs::create_dir_all(parent)?;
-    remove_stale_stages(parent, &stage_prefix(home))?;
-    let stage = parent.join(format!("{}{}", stage_prefix(home), std::process::id()));
-    if stage.exists() {
-        fs::remove_dir_all(&stage)?;
+    private_dir(home)?;
+    for dir in ["log", "run", "state"] {
+        if fs::symlink_metadata(home.join(dir)).is_err() {
+            private_dir(&home.join(dir))?;
+        }
     }
-    let result = fill_stage(tree, home, &stage, exists).and_then(|()| swap(&stage, home, exists));
-    if result.is_err() && stage.exists() {
-        // The previous home is untouched; only the stage is ours to clean up.
+    remove_stale(home, None)?;
+    let digest = crate::emit::sha256_hex(tree.to_text().as_bytes());
+    let build_name = format!("{BUILD_PREFIX}{}", &digest[..16]);
+    let stage = home.join(format!("{BUILD_PREFIX}stage-{}", std::process::id()));
+    let result = (|| {
+        if fs::symlink_metadata(&stage).is_ok() {
+            fs::remove_dir_all(&stage)?;
+        }
+        fill(tree, &stage)?;
+        let build = home.join(&build_name);
+        if fs::symlink_metadata(&build).is_ok() {
+            // The same build is already there: keep it (it may be `.current`).
+            fs::remove_dir_all(&stage)?;
+        } else {
+            fs::rename(&stage, &build)?;
+        }
+        link_entries(tree, home)?;
+        switch_current(home, &build_name)
+    })();
+    if result.is_err() && fs::symlink_metadata(&stage).is_ok() {
+        // The previous build is still `.current`; only the stage is ours to clean up.
         let _ = fs::remove_dir_all(&stage);
     }
     result?;
+    remove_dangling_links(home)?;
+    remove_stale(home, Some(&build_name))?;
     Ok(Written {
         files: tree.len(),
         replaced: exists,
@@ -109,12 +135,7 @@ fn private_dir(path: &Utf8Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn fill_stage(
-    tree: &OutputTree,
-    home: &Utf8Path,
-    stage: &Utf8Path,
-    exists: bool,
-) -> Result<(), Error> {
+fn fill(tree: &OutputTree, stage: &Utf8Path) -> Result<(), Error> {
     private_dir(stage)?;
     for (path, file) in tree.iter() {
         let dest = stage.join(path);
@@ -130,102 +151,106 @@ fn fill_stage(
         // The umask may have narrowed the mode at creation; set it exactly.
         fs::set_permissions(&dest, std::fs::Permissions::from_mode(file.mode))?;
     }
-    for dir in ["log", "run", "state"] {
-        if !(exists && home.join(dir).is_dir()) {
-            private_dir(&stage.join(dir))?;
+    Ok(())
+}
+
+/// The entries of the home that are links into `.current`: top-level names, except inside
+/// `config/`, which also holds runtime state, where each file is linked on its own.
+fn entries(tree: &OutputTree) -> Vec<Utf8PathBuf> {
+    let mut out: Vec<Utf8PathBuf> = Vec::new();
+    for (path, _) in tree.iter() {
+        let mut parts = path.components();
+        let first = Utf8PathBuf::from(parts.next().map(|c| c.as_str()).unwrap_or_default());
+        let entry = if first == "config" {
+            path.clone()
+        } else {
+            first
+        };
+        if !out.contains(&entry) {
+            out.push(entry);
         }
     }
-    if exists {
-        for entry in RUNTIME_STATE {
-            let from = home.join(entry);
-            if fs::symlink_metadata(&from).is_ok() {
-                link_tree(&from, &stage.join(entry))?;
-            }
+    out
+}
+
+/// Makes every generated entry a relative symlink through `.current` (idempotent).
+fn link_entries(tree: &OutputTree, home: &Utf8Path) -> Result<(), Error> {
+    for entry in entries(tree) {
+        let depth = entry.components().count() - 1;
+        let target = Utf8PathBuf::from(format!("{}{CURRENT}/{entry}", "../".repeat(depth)));
+        let path = home.join(&entry);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
         }
+        if fs::read_link(&path)
+            .ok()
+            .is_some_and(|t| t == target.as_std_path())
+        {
+            continue;
+        }
+        let tmp = Utf8PathBuf::from(format!("{path}.acoupi-link"));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp)?;
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            // An entry from an older layout: a real directory cannot be renamed over.
+            fs::remove_dir_all(&path)?;
+        }
+        fs::rename(&tmp, &path)?;
     }
     Ok(())
 }
 
-/// Hard-links `from` (a file, symlink or directory tree) to `to`, so the stage shares the
-/// runtime state's inodes with the live home and nothing is copied or moved.
-fn link_tree(from: &Utf8Path, to: &Utf8Path) -> Result<(), Error> {
-    let meta = fs::symlink_metadata(from)?;
-    if let Some(dir) = to.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    if meta.is_dir() {
-        fs::create_dir_all(to)?;
-        fs::set_permissions(to, meta.permissions())?;
-        for entry in fs::read_dir(from)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name
-                .to_str()
-                .ok_or_else(|| Error::NotUtf8(entry.path().display().to_string()))?;
-            link_tree(&from.join(name), &to.join(name))?;
-        }
-    } else if meta.file_type().is_symlink() {
-        let target = fs::read_link(from)?;
-        std::os::unix::fs::symlink(target, to)?;
-    } else {
-        fs::hard_link(from, to)?;
-    }
-    Ok(())
-}
-
-fn swap(stage: &Utf8Path, home: &Utf8Path, exists: bool) -> Result<(), Error> {
-    if !exists {
-        fs::rename(stage, home)?;
-        return Ok(());
-    }
-    let exchanged = rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        stage.as_std_path(),
-        rustix::fs::CWD,
-        home.as_std_path(),
-        rustix::fs::RenameFlags::EXCHANGE,
-    );
-    match exchanged {
-        Ok(()) => {}
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::NOTSUP) => {
-            // No atomic exchange on this file system: move the old home aside first.
-            let aside = Utf8PathBuf::from(format!("{stage}-old"));
-            fs::rename(home, &aside)?;
-            if let Err(e) = fs::rename(stage, home) {
-                fs::rename(&aside, home)?;
-                return Err(e.into());
-            }
-            fs::rename(&aside, stage)?;
-        }
-        Err(e) => {
-            return Err(std::io::Error::other(format!(
-                "could not swap `{stage}` into `{home}`: {e}"
-            ))
-            .into());
-        }
-    }
-    // `stage` now holds the previous home.
-    fs::remove_dir_all(stage)?;
-    Ok(())
-}
-
-/// Removes stages left by a build that crashed: those whose process is gone. A stage of a
-/// build still running (another `acoupi build` of the same home) is left alone.
-fn remove_stale_stages(parent: &Utf8Path, prefix: &str) -> Result<(), Error> {
-    for entry in fs::read_dir(parent)? {
-        let entry = entry?;
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .map(str::to_owned)
-        else {
+/// Removes links into `.current` whose target the new build no longer has.
+fn remove_dangling_links(home: &Utf8Path) -> Result<(), Error> {
+    for dir in [home.to_owned(), home.join("config")] {
+        let Ok(entries) = fs::read_dir(&dir) else {
             continue;
         };
-        let alive = pid.parse::<u32>().is_ok_and(|p| {
-            p != std::process::id() && std::path::Path::new(&format!("/proc/{p}")).exists()
-        });
-        if !alive {
+        for entry in entries {
+            let path = entry?.path();
+            let into_current = fs::read_link(&path)
+                .is_ok_and(|t| t.components().any(|c| c.as_os_str() == CURRENT));
+            if into_current && !path.exists() {
+                fs::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Points `.current` at `build` with one atomic rename.
+fn switch_current(home: &Utf8Path, build: &str) -> Result<(), Error> {
+    let tmp = home.join(format!("{CURRENT}.new-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(build, &tmp)?;
+    fs::rename(&tmp, home.join(CURRENT))?;
+    Ok(())
+}
+
+/// Removes builds other than `keep` and stages of builds that crashed (those whose process
+/// is gone; a concurrent build's stage is left alone).
+fn remove_stale(home: &Utf8Path, keep: Option<&str>) -> Result<(), Error> {
+    let current = fs::read_link(home.join(CURRENT)).ok();
+    for entry in fs::read_dir(home)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(BUILD_PREFIX) else {
+            continue;
+        };
+        if let Some(pid) = rest.strip_prefix("stage-") {
+            let alive = pid.parse::<u32>().is_ok_and(|p| {
+                p != std::process::id() && std::path::Path::new(&format!("/proc/{p}")).exists()
+            });
+            if !alive {
+                fs::remove_dir_all(entry.path())?;
+            }
+            continue;
+        }
+        let is_current = current
+            .as_deref()
+            .is_some_and(|c| c == std::path::Path::new(name));
+        if keep.is_some_and(|k| k != name) && !is_current {
             fs::remove_dir_all(entry.path())?;
         }
     }
@@ -337,13 +362,45 @@ mod tests {
     }
 
     #[test]
-    fn stale_stages_from_a_crash_are_removed() {
+    fn stale_stages_and_old_builds_are_removed() {
         let (_d, dir) = temp();
         let home = dir.join("home");
-        let stale = dir.join(format!("{}999999", stage_prefix(&home)));
+        write(&tree(&[(LOCK_FILE, "{}"), ("config/old.json", "x")]), &home).expect("write");
+        let stale = home.join(".build-stage-999999");
         std::fs::create_dir_all(stale.join("bin")).expect("stale stage");
-        write(&tree(&[(LOCK_FILE, "{}")]), &home).expect("write");
+        write(&tree(&[(LOCK_FILE, "{\"v\": 2}")]), &home).expect("write");
         assert!(!stale.exists());
+        let builds: Vec<String> = std::fs::read_dir(&home)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(BUILD_PREFIX))
+            .collect();
+        assert_eq!(builds.len(), 1, "{builds:?}");
+        // The file the new build no longer has is gone, link included.
+        assert!(std::fs::symlink_metadata(home.join("config/old.json")).is_err());
+        assert_eq!(
+            std::fs::read_to_string(home.join(LOCK_FILE)).expect("lock"),
+            "{\"v\": 2}"
+        );
+    }
+
+    #[test]
+    fn runtime_state_is_never_touched() {
+        let (_d, dir) = temp();
+        let home = dir.join("home");
+        write(&tree(&[(LOCK_FILE, "{}"), ("bin/acoupi", "1")]), &home).expect("write");
+        std::fs::create_dir_all(home.join("data/recordings")).expect("data");
+        std::fs::write(home.join("data/recordings/a.wav"), "RIFF").expect("wav");
+        let inode = |p: &Utf8Path| {
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("meta"))
+        };
+        let before = inode(&home.join("data/recordings/a.wav"));
+        write(&tree(&[(LOCK_FILE, "{}"), ("bin/acoupi", "2")]), &home).expect("rewrite");
+        assert_eq!(inode(&home.join("data/recordings/a.wav")), before);
+        assert_eq!(
+            std::fs::read_to_string(home.join("bin/acoupi")).expect("new"),
+            "2"
+        );
     }
 
     #[test]

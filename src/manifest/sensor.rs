@@ -425,12 +425,24 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
                     },
                     diags,
                 );
+                let edge = |key: &str, what: &str, diags: &mut Diagnostics| match prop(child, key) {
+                    Some(e) => reader::frequency(e, what, diags),
+                    None => {
+                        diags.push(crate::diagnostic::Issue::MissingProperty {
+                            node: "band".into(),
+                            name: key.into(),
+                            span: reader::after_name(child),
+                            help: Some(
+                                "give both edges: band low=\"20kHz\" high=\"120kHz\"".into(),
+                            ),
+                        });
+                        None
+                    }
+                };
                 out.band = Some(BandNode {
                     span: child.span(),
-                    low: prop(child, "low")
-                        .and_then(|e| reader::frequency(e, "the band's low edge", diags)),
-                    high: prop(child, "high")
-                        .and_then(|e| reader::frequency(e, "the band's high edge", diags)),
+                    low: edge("low", "the band's low edge", diags),
+                    high: edge("high", "the band's high edge", diags),
                 });
             }
             "threshold" => {

@@ -327,10 +327,23 @@ fn message(node: &KdlNode, diags: &mut Diagnostics) -> MessageNode {
         },
         diags,
     );
+    let kind = arg(node, 0)
+        .and_then(|e| reader::choice(e, "message kind", &["detection", "recording"], diags));
+    if kind.as_ref().is_some_and(|k| k.value == "recording") {
+        for key in ["min-score", "detector"] {
+            if let Some(e) = prop(node, key) {
+                diags.push(Issue::UnknownProperty {
+                    name: key.into(),
+                    node: "message recording".into(),
+                    span: e.span(),
+                    help: Some("`message recording` takes no properties; scores and detectors apply to `message detection`".into()),
+                });
+            }
+        }
+    }
     MessageNode {
         span: node.span(),
-        kind: arg(node, 0)
-            .and_then(|e| reader::choice(e, "message kind", &["detection", "recording"], diags)),
+        kind,
         min_score: prop(node, "min-score")
             .and_then(|e| reader::number(e, "`min-score`", f64::MIN, f64::MAX, diags)),
         detector: prop(node, "detector")
@@ -487,8 +500,7 @@ fn worker(node: &KdlNode, diags: &mut Diagnostics) -> WorkerNode {
     }
 }
 
-/// Splits `"a, b"` into spanned queue names; each name's span is computed inside the string
-/// when the entry is a plain quoted string, else the whole entry.
+/// Splits `"a, b"` into queue names, each labelled with the span of the whole entry.
 fn split_queues(s: &Spanned<String>) -> Vec<Spanned<String>> {
     s.value
         .split(',')

@@ -47,8 +47,8 @@ fn microphone(m: &MicrophoneNode, diags: &mut Diagnostics) -> Option<spec::Micro
                 value: format_frequency(sr.value),
                 span: sr.span,
                 expected: "expected 1kHz to 768kHz".into(),
-                help: (sr.value > 768_000 && sr.value % 1000 == 0 && sr.value / 1000 <= 768)
-                    .then(|| format!("did you mean \"{}kHz\"?", sr.value / 1000)),
+                help: (sr.value > 0 && sr.value <= 768)
+                    .then(|| format!("did you mean \"{}kHz\"?", sr.value)),
             });
             DEFAULT_SAMPLERATE
         }
@@ -145,7 +145,7 @@ fn signal(
             None
         }
         Some(f) => Some(f.value),
-        None => Some(default.min(nyquist / 2).max(1)),
+        None => Some(default.max(1)),
     };
     let amplitude = match &s.amplitude {
         Some(a) if !(0.0..=1.0).contains(&a.value) => {
@@ -168,7 +168,8 @@ fn signal(
             .max(1)
     };
     let (length_ms, every_ms) = (ms(&s.length, 5), ms(&s.every, 100));
-    if length_ms > every_ms {
+    let shape = s.signal.as_ref().map(|s| s.value).unwrap_or("sine");
+    if matches!(shape, "bursts" | "sweep") && length_ms > every_ms {
         diags.push(Issue::ConflictingSettings {
             message: "a call is longer than the time between calls".into(),
             span: s.length.as_ref().map(|l| l.span).unwrap_or(span),
@@ -177,24 +178,24 @@ fn signal(
             help: Some("make `length` at most `every`".into()),
         });
     }
-    Some(match s.signal.as_ref().map(|s| s.value).unwrap_or("sine") {
+    Some(match shape {
         "noise" => Signal::Noise { amplitude },
         "counter" => Signal::Counter,
         "bursts" => Signal::Bursts {
-            frequency_hz: freq(&s.frequency, 40_000, diags)?,
+            frequency_hz: freq(&s.frequency, 40_000.min(nyquist / 2), diags)?,
             length_ms,
             every_ms,
             amplitude,
         },
         "sweep" => Signal::Sweep {
-            from_hz: freq(&s.from, 80_000, diags)?,
-            to_hz: freq(&s.to, 40_000, diags)?,
+            from_hz: freq(&s.from, 80_000.min(nyquist * 4 / 5), diags)?,
+            to_hz: freq(&s.to, 40_000.min(nyquist * 2 / 5), diags)?,
             length_ms,
             every_ms,
             amplitude,
         },
         _ => Signal::Sine {
-            frequency_hz: freq(&s.frequency, 1_000, diags)?,
+            frequency_hz: freq(&s.frequency, 1_000.min(nyquist / 2), diags)?,
             amplitude,
         },
     })

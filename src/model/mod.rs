@@ -224,16 +224,25 @@ fn broker(node: Option<&BrokerNode>, diags: &mut Diagnostics) -> Broker {
             password: None,
         };
     };
+    if let Some(url) = &node.url
+        && url.value == "memory"
+    {
+        if let Some(cred) = node.username.as_ref().or(node.password.as_ref()) {
+            diags.push(Issue::ConflictingSettings {
+                message: "the in-process broker takes no credentials".into(),
+                span: cred.span,
+                label: "credential".into(),
+                other: url.span,
+                help: Some("remove `username` and `password`, or give an `amqp://` URL".into()),
+            });
+        }
+        return Broker::Memory;
+    }
     let username = node.username.as_ref().and_then(|s| secret(s, None, diags));
     let password = node
         .password
         .as_ref()
         .and_then(|s| secret(s, Some("the broker password"), diags));
-    if let Some(url) = &node.url
-        && url.value == "memory"
-    {
-        return Broker::Memory;
-    }
     if let Some(url) = &node.url {
         check_broker_url(url, diags);
     }

@@ -416,7 +416,13 @@ pub(super) fn messaging(
         }
         Some(spec::Mqtt {
             host: m.host.as_ref()?.value.clone(),
-            port: m.port.as_ref().map(|p| p.value as u16).unwrap_or(1883),
+            port: m.port.as_ref().map(|p| p.value as u16).unwrap_or(
+                if m.tls.as_ref().is_some_and(|t| t.value) {
+                    8883
+                } else {
+                    1883
+                },
+            ),
             topic,
             username: m.username.as_ref().and_then(|u| secret(u, None, diags)),
             password: m
@@ -646,6 +652,22 @@ mod tests {
             "program \"p\"\n{MIC}messaging {{ mqtt host=\"h\" {{ password \"hunter2\" }} }}\n"
         );
         assert_eq!(codes(&src), ["model::plaintext_secret"]);
+    }
+
+    #[test]
+    fn band_needs_both_edges() {
+        let src = format!(
+            "program \"p\"\n{MIC}detector \"b\" kind=\"band-energy\" {{ band low=\"1kHz\" }}\n"
+        );
+        assert_eq!(codes(&src), ["manifest::missing_property"]);
+    }
+
+    #[test]
+    fn recording_messages_take_no_score() {
+        let src = format!(
+            "program \"p\"\n{MIC}messaging {{ mqtt host=\"h\"; message recording min-score=0.5 }}\n"
+        );
+        assert_eq!(codes(&src), ["manifest::unknown_property"]);
     }
 
     #[test]

@@ -219,7 +219,24 @@ pub(super) fn derive(ast: &Ast, needs: Needs<'_>, diags: &mut Diagnostics) -> Gr
         .flat_map(|w| w.queues.iter().map(String::as_str))
         .collect();
     let mut override_spans: Vec<(String, SourceSpan)> = Vec::new();
-    for t in node.map(|w| w.tasks.as_slice()).unwrap_or_default() {
+    let overrides = node.map(|w| w.tasks.as_slice()).unwrap_or_default();
+    for (i, t) in overrides.iter().enumerate() {
+        let first = t.name.as_ref().and_then(|n| {
+            overrides[..i]
+                .iter()
+                .filter_map(|o| o.name.as_ref())
+                .find(|o| o.value == n.value)
+        });
+        if let (Some(n), Some(first)) = (&t.name, first) {
+            diags.push(Issue::DuplicateName {
+                what: "task override",
+                name: n.value.clone(),
+                span: n.span,
+                first: first.span,
+                help: Some("put all settings of a task in one `task` node".into()),
+            });
+            continue;
+        }
         if let Some(span) = apply_override(t, &mut tasks, &consumed, diags) {
             override_spans.push(span);
         }
@@ -260,25 +277,37 @@ pub(super) fn derive(ast: &Ast, needs: Needs<'_>, diags: &mut Diagnostics) -> Gr
                 }
             }
         }
-        // The microphone is exclusive: whoever records must do so one task at a time.
-        if let Some(rec) = tasks.iter().find(|t| t.name == "record") {
-            for wn in &w.workers {
-                if let Some(c) = &wn.concurrency
-                    && c.value > 1
-                    && wn.queues.iter().any(|q| q.value == rec.queue)
-                {
-                    diags.push(Issue::OutOfRange {
-                        what: "the concurrency of a worker that records".into(),
-                        value: c.value.to_string(),
-                        span: c.span,
-                        expected: "expected 1".into(),
-                        help: Some(format!(
-                            "queue `{}` carries `record`; one microphone records one thing at a time",
-                            rec.queue
-                        )),
-                    });
-                }
-            }
+    }
+    // The microphone is exclusive: whoever records must do so one task at a time.
+    if let Some(rec) = tasks.iter().find(|t| t.name == "record") {
+        for w in workers
+            .iter()
+            .filter(|w| w.concurrency > 1 && w.queues.contains(&rec.queue))
+        {
+            let written = node
+                .and_then(|n| {
+                    n.workers
+                        .iter()
+                        .find(|wn| wn.name.as_ref().is_some_and(|x| x.value == w.name))
+                })
+                .and_then(|wn| wn.concurrency.as_ref().map(|c| c.span));
+            let routed = node
+                .and_then(|n| {
+                    n.tasks
+                        .iter()
+                        .find(|t| t.name.as_ref().is_some_and(|x| x.value == "record"))
+                })
+                .and_then(|t| t.queue.as_ref().map(|q| q.span));
+            diags.push(Issue::OutOfRange {
+                what: format!("the concurrency of worker `{}`, which records", w.name),
+                value: w.concurrency.to_string(),
+                span: written.or(routed).unwrap_or(anchor),
+                expected: "expected 1".into(),
+                help: Some(format!(
+                    "queue `{}` carries `record`; one microphone records one thing at a time",
+                    rec.queue
+                )),
+            });
         }
     }
     let mut queues: Vec<spec::Queue> = Vec::new();
@@ -388,7 +417,7 @@ fn apply_override(
     undeclared
 }
 
-fn not_schedulable(task: &Task, span: SourceSpan, diags: &mut Diagnostics) -> bool {
+fn not_schedulable(task: &Task, key: &str, span: SourceSpan, diags: &mut Diagnostics) -> bool {
     let why = match (&task.schedule, task.name.as_str()) {
         (_, "record") => {
             "the recording schedule is set in the `recording` block (`interval`, `window`)"
@@ -400,7 +429,7 @@ fn not_schedulable(task: &Task, span: SourceSpan, diags: &mut Diagnostics) -> bo
         _ => return false,
     };
     diags.push(Issue::InvalidValue {
-        value: "every".into(),
+        value: key.into(),
         what: format!("setting for task `{}`", task.name),
         span,
         help: Some(why.to_owned()),
@@ -414,7 +443,7 @@ fn schedule_override(
     offset: Option<&Spanned<Duration>>,
     diags: &mut Diagnostics,
 ) {
-    if not_schedulable(task, every.span, diags)
+    if not_schedulable(task, "every", every.span, diags)
         || !check_length(
             Some(every),
             "the task interval",
@@ -434,7 +463,7 @@ fn schedule_override(
 }
 
 fn schedule_override_offset(task: &mut Task, offset: &Spanned<Duration>, diags: &mut Diagnostics) {
-    if not_schedulable(task, offset.span, diags) {
+    if not_schedulable(task, "offset", offset.span, diags) {
         return;
     }
     if let Schedule::Interval {
@@ -494,6 +523,21 @@ mod tests {
     fn unknown_task() {
         let src = format!("program \"p\"\n{MIC}workers {{\n task \"hearbeat\" every=\"5m\"\n}}\n");
         assert_eq!(codes(&src), ["model::unknown_task"]);
+    }
+
+    #[test]
+    fn recording_on_a_concurrent_worker_is_refused() {
+        let src =
+            format!("program \"p\"\n{MIC}workers {{\n task \"record\" queue=\"default\"\n}}\n");
+        assert_eq!(codes(&src), ["model::out_of_range"]);
+    }
+
+    #[test]
+    fn repeated_task_override() {
+        let src = format!(
+            "program \"p\"\n{MIC}workers {{\n task \"heartbeat\" every=\"5m\"\n task \"heartbeat\" offset=\"1m\"\n}}\n"
+        );
+        assert_eq!(codes(&src), ["model::duplicate_name"]);
     }
 
     #[test]

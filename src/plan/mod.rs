@@ -5,7 +5,7 @@
 //! `spec::Program` (absolute paths under the home filled in) and one serialisable view per
 //! emitted artifact, which `emit` renders without further decisions.
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use crate::model::Model;
@@ -222,17 +222,3 @@ fn longest_limit_s(program: &Program, worker: &spec::Worker) -> u64 {
 
 /// The manifest's file name inside the home.
 pub const MANIFEST_COPY: &str = "acoupi.kdl";
-
-/// Whether `path` (relative to the home) is runtime state that a rebuild keeps.
-pub fn is_runtime_state(path: &Utf8Path) -> bool {
-    RUNTIME_STATE.iter().any(|p| path.starts_with(p))
-}
-
-/// Runtime state under the home: never emitted, kept across rebuilds.
-pub const RUNTIME_STATE: &[&str] = &[
-    "log",
-    "run",
-    "state",
-    "config/deployment.json",
-    "config/secrets.env",
-];

@@ -53,7 +53,8 @@ pub(crate) fn write(dir: &Utf8Path, name: &str, text: impl AsRef<[u8]>) -> Utf8P
     p
 }
 
-/// Every regular file under `root`, relative path to bytes and mode.
+/// Every file under `root` as the user sees it (links followed, hidden entries skipped),
+/// relative path to bytes and mode.
 pub(crate) fn snapshot_dir(root: &Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32)> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = std::collections::BTreeMap::new();
@@ -62,7 +63,10 @@ pub(crate) fn snapshot_dir(root: &Path) -> std::collections::BTreeMap<String, (V
         for entry in std::fs::read_dir(&dir).expect("readable dir") {
             let entry = entry.expect("entry");
             let path = entry.path();
-            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue; // build directories; the entries resolve through them
+            }
+            let meta = std::fs::metadata(&path).expect("metadata");
             if meta.is_dir() {
                 stack.push(path);
             } else {
