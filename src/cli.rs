@@ -25,6 +25,90 @@ pub enum Command {
     Check(CheckArgs),
     /// Compile a manifest into ACOUPI_HOME (atomically; runtime state is kept).
     Build(BuildArgs),
+    /// Run one worker of the built program: consume its queues until SIGTERM.
+    Worker(WorkerArgs),
+    /// Run the scheduler: publish each scheduled task at its wall-clock slot.
+    Beat,
+    /// Run beat and every worker in the foreground (building the manifest first, if given).
+    Run(RunArgs),
+    /// List or run the program's tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Manage the program's queues.
+    #[command(subcommand)]
+    Workers(WorkersCommand),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `acoupi worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The worker's name (see `config/workers.json`).
+    pub name: String,
+}
+
+/// `acoupi run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A manifest to build into the home first.
+    pub manifest: Option<Utf8PathBuf>,
+    /// Use this broker instead of the program's: `memory` for in-process queues, or an AMQP URL.
+    #[arg(long, value_name = "memory|URL")]
+    pub broker: Option<String>,
+}
+
+/// `acoupi task …`.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// List the compiled tasks with their queue, schedule and follow-ups.
+    List,
+    /// Run one task in this process, without a broker, and print its result.
+    Run {
+        /// The task (or handler) name.
+        name: String,
+        /// A positional argument as JSON; repeat for more.
+        #[arg(long = "arg", value_name = "JSON")]
+        args: Vec<String>,
+        /// Keyword arguments as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        kwargs: Option<String>,
+    },
+}
+
+/// `acoupi workers …`.
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// Delete the queued tasks of this program's queues.
+    Purge,
+}
+
+/// `acoupi bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Publish no-op tasks to a scratch queue and drain them through the real worker.
+    Queue(BenchQueueArgs),
+}
+
+/// `acoupi bench queue`.
+#[derive(Debug, clap::Args)]
+pub struct BenchQueueArgs {
+    /// Number of tasks.
+    #[arg(long, default_value_t = 10_000)]
+    pub tasks: u32,
+    /// Tasks run at once by the worker.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: u32,
+    /// Unacknowledged deliveries held at once [default: the concurrency].
+    #[arg(long)]
+    pub prefetch: Option<u16>,
+    /// The AMQP URL [default: the built program's broker, else amqp://127.0.0.1:5672/%2f].
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Number of tasks for the latency measurement.
+    #[arg(long, default_value_t = 1_000)]
+    pub latency_tasks: u32,
 }
 
 /// Diagnostic classes `--deny` can turn into failures.

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod runtime;
 pub mod spec;
 pub mod units;
 
@@ -50,5 +51,11 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
     match &cli.command {
         cli::Command::Check(args) => commands::check::run(args),
         cli::Command::Build(args) => commands::build::run(args, cli.home.as_deref()),
+        cli::Command::Worker(args) => commands::worker::run(args, cli.home.as_deref()),
+        cli::Command::Beat => commands::beat::run(cli.home.as_deref()),
+        cli::Command::Run(args) => commands::run::run(args, cli.home.as_deref()),
+        cli::Command::Task(cmd) => commands::task::run(cmd, cli.home.as_deref()),
+        cli::Command::Workers(cmd) => commands::workers::run(cmd, cli.home.as_deref()),
+        cli::Command::Bench(cmd) => commands::bench::run(cmd, cli.home.as_deref()),
     }
 }

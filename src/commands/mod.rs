@@ -1,4 +1,56 @@
 //! One module per subcommand; each returns an [`ExitStatus`](crate::ExitStatus).
 
+pub mod beat;
+pub mod bench;
 pub mod build;
 pub mod check;
+pub mod run;
+pub mod task;
+pub mod worker;
+pub mod workers;
+
+use std::sync::Arc;
+
+use camino::Utf8Path;
+
+use crate::runtime::{config, worker::Connector};
+use crate::spec::Program;
+use crate::{ExitStatus, home};
+
+/// Prints `error: …` and returns [`ExitStatus::Error`].
+pub(crate) fn fail(msg: impl std::fmt::Display) -> ExitStatus {
+    eprintln!("error: {msg}");
+    ExitStatus::Error
+}
+
+/// The home and its compiled program.
+pub(crate) fn load(
+    home_flag: Option<&Utf8Path>,
+) -> Result<(camino::Utf8PathBuf, Arc<Program>), ExitStatus> {
+    let home = home::resolve(home_flag).map_err(fail)?;
+    let program = config::load_program(&home).map_err(fail)?;
+    Ok((home, Arc::new(program)))
+}
+
+/// How to reach the program's broker over AMQP; the in-process broker is refused with a hint,
+/// since it only exists inside one `acoupi run`.
+pub(crate) fn amqp_connector(program: &Program, role: &str) -> Result<Connector, ExitStatus> {
+    match config::broker_url(&program.broker).map_err(fail)? {
+        Some(url) => Ok(Connector::Amqp {
+            url,
+            name: format!("acoupi {} {role}", program.name),
+        }),
+        None => Err(fail(format!(
+            "program `{}` uses the in-process broker, which only exists inside `acoupi run`; run it with `acoupi run`",
+            program.name
+        ))),
+    }
+}
+
+/// A current-thread tokio runtime (workers and beat are I/O-bound and small).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitStatus> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,55 @@
+//! `acoupi worker NAME`: consume the worker's queues until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+
+use camino::Utf8Path;
+use tokio_util::sync::CancellationToken;
+
+use super::{amqp_connector, fail, load, runtime};
+use crate::ExitStatus;
+use crate::cli::WorkerArgs;
+use crate::runtime::{self as rt, tasks::Registry, worker};
+
+/// Runs the worker; exit 0 after a clean, drained shutdown.
+pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
+    rt::init_logging();
+    let (_home, program) = match load(home_flag) {
+        Ok(p) => p,
+        Err(s) => return s,
+    };
+    let Some(def) = program.worker(&args.name).cloned() else {
+        let names: Vec<&str> = program.workers.iter().map(|w| w.name.as_str()).collect();
+        return fail(format!(
+            "no worker named `{}`; this program has: {}",
+            args.name,
+            names.join(", ")
+        ));
+    };
+    let connector = match amqp_connector(&program, &format!("worker {}", def.name)) {
+        Ok(c) => c,
+        Err(s) => return s,
+    };
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(s) => return s,
+    };
+    rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        rt::handle_signals(shutdown.clone());
+        let name = def.name.clone();
+        let setup = worker::Setup {
+            connector,
+            program,
+            worker: def,
+            registry: Arc::new(Registry::builtin()),
+            options: worker::Options::default(),
+            stats: Arc::default(),
+        };
+        worker::run(setup, shutdown, move || {
+            rt::notify_ready(&format!("worker {name} consuming"))
+        })
+        .await;
+        rt::notify_stopping();
+    });
+    ExitStatus::Success
+}

@@ -1,0 +1,196 @@
+//! In-process queues with the same semantics the consumer relies on from RabbitMQ: per-queue
+//! prefetch, acknowledgement after the task, redelivery of what was not acknowledged. Used by
+//! `acoupi run --broker memory` (the quick start on a machine without RabbitMQ) and tests.
+//!
+//! In: envelopes published to named queues. Out: deliveries on a channel per consumer.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::broker::{Acker, Delivery};
+use super::message::Envelope;
+
+#[derive(Debug, Default)]
+struct Queue {
+    ready: VecDeque<(Envelope, bool)>,
+    unacked: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queues: HashMap<String, Queue>,
+}
+
+/// A set of in-process queues; clones share them.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBroker {
+    inner: Arc<Mutex<Inner>>,
+    notify: Arc<Notify>,
+    cancel: Arc<Mutex<CancellationToken>>,
+}
+
+/// Acknowledges one in-process delivery; dropping it unacknowledged requeues the message.
+#[derive(Debug)]
+pub struct MemoryAcker {
+    broker: MemoryBroker,
+    queue: String,
+    envelope: Option<Envelope>,
+}
+
+impl MemoryAcker {
+    pub(super) fn ack(mut self) {
+        self.envelope = None;
+        self.broker.settle(&self.queue, None);
+    }
+
+    pub(super) fn requeue(mut self) {
+        let env = self.envelope.take();
+        self.broker.settle(&self.queue, env);
+    }
+}
+
+impl Drop for MemoryAcker {
+    fn drop(&mut self) {
+        if let Some(env) = self.envelope.take() {
+            self.broker.settle(&self.queue, Some(env));
+        }
+    }
+}
+
+impl MemoryBroker {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the queues inconsistent: every
+        // critical section is a few VecDeque operations, so recover the guard.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn settle(&self, queue: &str, requeue: Option<Envelope>) {
+        let mut inner = self.lock();
+        let q = inner.queues.entry(queue.to_owned()).or_default();
+        q.unacked = q.unacked.saturating_sub(1);
+        if let Some(env) = requeue {
+            q.ready.push_front((env, true));
+        }
+        drop(inner);
+        self.notify.notify_waiters();
+    }
+
+    pub(super) fn declare(&self, queue: &str) {
+        self.lock().queues.entry(queue.to_owned()).or_default();
+    }
+
+    pub(super) fn publish(&self, queue: &str, envelope: Envelope) -> super::broker::Result<()> {
+        self.lock()
+            .queues
+            .entry(queue.to_owned())
+            .or_default()
+            .ready
+            .push_back((envelope, false));
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    pub(super) fn depth(&self, queue: &str) -> u32 {
+        self.lock()
+            .queues
+            .get(queue)
+            .map(|q| q.ready.len() as u32)
+            .unwrap_or(0)
+    }
+
+    pub(super) fn purge(&self, queue: &str) -> u32 {
+        let mut inner = self.lock();
+        let Some(q) = inner.queues.get_mut(queue) else {
+            return 0;
+        };
+        let n = q.ready.len() as u32;
+        q.ready.clear();
+        n
+    }
+
+    pub(super) fn delete(&self, queue: &str) {
+        self.lock().queues.remove(queue);
+    }
+
+    pub(super) fn get(&self, queue: &str) -> Option<Envelope> {
+        self.lock()
+            .queues
+            .get_mut(queue)?
+            .ready
+            .pop_front()
+            .map(|(e, _)| e)
+    }
+
+    pub(super) fn cancel(&self) {
+        self.cancel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancel();
+        self.notify.notify_waiters();
+    }
+
+    /// Takes the next ready message of any of `queues` whose unacknowledged count is below
+    /// `prefetch`.
+    fn take(&self, queues: &[String], prefetch: usize) -> Option<(String, Envelope, bool)> {
+        let mut inner = self.lock();
+        for name in queues {
+            let q = inner.queues.entry(name.clone()).or_default();
+            if q.unacked < prefetch
+                && let Some((env, redelivered)) = q.ready.pop_front()
+            {
+                q.unacked += 1;
+                return Some((name.clone(), env, redelivered));
+            }
+        }
+        None
+    }
+
+    pub(super) fn consume(&self, queues: &[String], prefetch: u16) -> mpsc::Receiver<Delivery> {
+        let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)) * queues.len().max(1));
+        let broker = self.clone();
+        let queues = queues.to_vec();
+        let cancel = {
+            let mut c = self.cancel.lock().unwrap_or_else(|e| e.into_inner());
+            if c.is_cancelled() {
+                *c = CancellationToken::new();
+            }
+            c.clone()
+        };
+        let prefetch = usize::from(prefetch.max(1));
+        tokio::spawn(async move {
+            loop {
+                let notified = broker.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if cancel.is_cancelled() {
+                    return;
+                }
+                while let Some((queue, envelope, redelivered)) = broker.take(&queues, prefetch) {
+                    let acker = MemoryAcker {
+                        broker: broker.clone(),
+                        queue: queue.clone(),
+                        envelope: Some(envelope.clone()),
+                    };
+                    let delivery = Delivery {
+                        queue,
+                        envelope,
+                        redelivered,
+                        acker: Acker::Memory(acker),
+                    };
+                    if tx.send(delivery).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = cancel.cancelled() => return,
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        rx
+    }
+}

@@ -1,0 +1,435 @@
+//! A worker: consumes its queues and runs tasks, acknowledging each delivery only after its
+//! task finished (acks late).
+//!
+//! In: a transport, the compiled program, the worker's definition, the handler registry and
+//! a shutdown token. Out: tasks run at most `concurrency` at once; results handed to
+//! follow-up tasks; transient failures retried with backoff up to the task's limit;
+//! undecodable, unknown and exhausted tasks moved to the queue's dead-letter queue with the
+//! reason. Broker loss: reconnect with backoff forever and consume again. Shutdown: stop
+//! consuming, let in-flight tasks finish within the grace period, give the rest back.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::broker::{Broker, Delivery, dead_letter_queue};
+use super::memory::MemoryBroker;
+use super::message::{Envelope, TaskMessage};
+use super::tasks::{Registry, TaskContext, TaskError};
+use crate::spec::{self, Program};
+
+/// How a worker reaches its broker.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    /// RabbitMQ at this URL (credentials resolved).
+    Amqp {
+        /// The URL.
+        url: String,
+        /// Connection name shown in the RabbitMQ management UI.
+        name: String,
+    },
+    /// In-process queues shared by everyone holding a clone.
+    Memory(MemoryBroker),
+}
+
+impl Connector {
+    /// Connects, retrying with backoff until connected or `shutdown` fires (`None`).
+    pub async fn connect(&self, shutdown: &CancellationToken) -> Option<Broker> {
+        match self {
+            Connector::Memory(m) => Some(Broker::Memory(m.clone())),
+            Connector::Amqp { url, name } => {
+                tokio::select! {
+                    b = Broker::connect_amqp(url, name, None) => b.ok(),
+                    _ = shutdown.cancelled() => None,
+                }
+            }
+        }
+    }
+}
+
+/// Counters a worker keeps (reported by heartbeats and benchmarks).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Tasks that succeeded.
+    pub succeeded: AtomicU64,
+    /// Task runs that failed (each retry counts).
+    pub failed: AtomicU64,
+    /// Retries published.
+    pub retried: AtomicU64,
+    /// Messages moved to a dead-letter queue.
+    pub dead_lettered: AtomicU64,
+    /// Connections made (1 + reconnects).
+    pub connections: AtomicU64,
+}
+
+/// Tuning of a worker run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long in-flight tasks may take to finish after shutdown is requested.
+    pub grace: Duration,
+    /// Retry limit for tasks the program does not define (e.g. `noop`).
+    pub default_retries: u32,
+    /// Hard time limit for tasks the program does not define.
+    pub default_time_limit: Duration,
+    /// Base of the exponential retry backoff (doubled per retry, capped at one minute).
+    pub retry_backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            grace: Duration::from_secs(30),
+            default_retries: 3,
+            default_time_limit: Duration::from_secs(60),
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Ids of tasks that finished here but whose acknowledgement may have been lost with the
+/// connection: a redelivery of one of them is acknowledged without running it again.
+#[derive(Debug, Default)]
+struct Finished {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Finished {
+    const CAPACITY: usize = 10_000;
+
+    fn insert(&mut self, id: String) {
+        if self.ids.insert(id.clone()) {
+            self.order.push_back(id);
+            if self.order.len() > Self::CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.ids.remove(&old);
+            }
+        }
+    }
+}
+
+/// Everything a task run needs, shared by the runs of one worker.
+struct Shared {
+    program: Arc<Program>,
+    worker: spec::Worker,
+    registry: Arc<Registry>,
+    options: Options,
+    stats: Arc<Stats>,
+    finished: Mutex<Finished>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+/// What a worker runs with.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// How to reach the broker.
+    pub connector: Connector,
+    /// The compiled program (task limits, retries and follow-up routes come from it).
+    pub program: Arc<Program>,
+    /// This worker's definition: queues, concurrency, prefetch.
+    pub worker: spec::Worker,
+    /// The task handlers.
+    pub registry: Arc<Registry>,
+    /// Tuning.
+    pub options: Options,
+    /// Counters, shared with whoever wants to read them.
+    pub stats: Arc<Stats>,
+}
+
+/// Runs the worker until `shutdown` fires. `ready` is called once, when it first consumes.
+pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()) {
+    let Setup {
+        connector,
+        program,
+        worker,
+        registry,
+        options,
+        stats,
+    } = setup;
+    let shared = Arc::new(Shared {
+        permits: Arc::new(Semaphore::new(worker.concurrency.max(1) as usize)),
+        program,
+        worker,
+        registry,
+        options,
+        stats,
+        finished: Mutex::default(),
+        shutdown: shutdown.clone(),
+    });
+    let mut ready = Some(ready);
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut backoff = Duration::from_millis(100);
+    let tag = format!("acoupi-{}-{}", shared.worker.name, std::process::id());
+    while !shutdown.is_cancelled() {
+        let Some(broker) = connector.connect(&shutdown).await else {
+            break;
+        };
+        let consumed = async {
+            for q in &shared.worker.queues {
+                broker.declare(q).await?;
+            }
+            let prefetch = u16::try_from(shared.worker.prefetch.max(1)).unwrap_or(u16::MAX);
+            broker.consume(&shared.worker.queues, prefetch, &tag).await
+        };
+        let mut rx = match consumed.await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "could not consume; reconnecting");
+                broker.close().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+        backoff = Duration::from_millis(100);
+        tracing::info!(worker = %shared.worker.name, queues = ?shared.worker.queues, "consuming");
+        if let Some(r) = ready.take() {
+            r();
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                d = rx.recv() => match d {
+                    Some(d) => {
+                        let shared = Arc::clone(&shared);
+                        let broker = broker.clone();
+                        in_flight.spawn(async move { handle(&shared, &broker, d).await });
+                    }
+                    None => {
+                        tracing::warn!(worker = %shared.worker.name, "lost the broker; reconnecting");
+                        break;
+                    }
+                },
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            }
+        }
+        if shutdown.is_cancelled() {
+            broker.cancel().await;
+            // Deliveries prefetched but not started go back to the queue.
+            rx.close();
+            while let Some(d) = rx.recv().await {
+                let _ = d.acker.requeue().await;
+            }
+            drain(&mut in_flight, shared.options.grace).await;
+            broker.close().await;
+            break;
+        }
+    }
+    drain(&mut in_flight, shared.options.grace).await;
+}
+
+async fn drain(in_flight: &mut JoinSet<()>, grace: Duration) {
+    if in_flight.is_empty() {
+        return;
+    }
+    tracing::info!(
+        tasks = in_flight.len(),
+        ?grace,
+        "waiting for in-flight tasks"
+    );
+    let all = async { while in_flight.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all).await.is_err() {
+        tracing::warn!(
+            tasks = in_flight.len(),
+            "grace period over; abandoning in-flight tasks (the broker redelivers them)"
+        );
+        in_flight.abort_all();
+    }
+}
+
+/// Moves a delivery to its queue's dead-letter queue with the reason, then acknowledges it.
+async fn dead_letter(shared: &Shared, broker: &Broker, d: Delivery, reason: String) {
+    tracing::error!(queue = %d.queue, %reason, "dead-lettering a message");
+    let mut env: Envelope = d.envelope;
+    env.headers
+        .insert("x-acoupi-reason".into(), Json::String(reason));
+    env.headers
+        .insert("x-acoupi-queue".into(), Json::String(d.queue.clone()));
+    env.headers.insert(
+        "x-acoupi-worker".into(),
+        Json::String(shared.worker.name.clone()),
+    );
+    env.headers.insert(
+        "x-acoupi-failed-at".into(),
+        Json::String(jiff::Timestamp::now().to_string()),
+    );
+    if let Err(e) = broker.publish(&dead_letter_queue(&d.queue), &env).await {
+        // Not acknowledged: the broker redelivers it and we try again.
+        tracing::warn!(error = %e, "could not dead-letter; leaving the message for redelivery");
+        return;
+    }
+    shared.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    let _ = d.acker.ack().await;
+}
+
+/// The queue a follow-up task goes to: its signature's, else the program's route for it, else
+/// the parent's queue.
+fn follow_up_queue(
+    program: &Program,
+    task: &str,
+    explicit: Option<&String>,
+    parent_queue: &str,
+) -> String {
+    explicit
+        .cloned()
+        .or_else(|| program.task(task).map(|t| t.queue.clone()))
+        .unwrap_or_else(|| parent_queue.to_owned())
+}
+
+async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
+    let msg = match TaskMessage::decode(&d.envelope) {
+        Ok(m) => m,
+        Err(e) => return dead_letter(shared, broker, d, format!("undecodable message: {e}")).await,
+    };
+    let already = shared
+        .finished
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .ids
+        .contains(&msg.id);
+    if already {
+        tracing::info!(task = %msg.task, id = %msg.id, "redelivered after it finished; acknowledging");
+        let _ = d.acker.ack().await;
+        return;
+    }
+    let Some(handler) = shared.registry.get(&msg.task) else {
+        let reason = format!("unknown task `{}`", msg.task);
+        return dead_letter(shared, broker, d, reason).await;
+    };
+    let now = jiff::Timestamp::now();
+    if msg.expires.is_some_and(|e| e < now) {
+        tracing::warn!(task = %msg.task, id = %msg.id, "expired before it ran; dropping");
+        let _ = d.acker.ack().await;
+        return;
+    }
+    if let Some(eta) = msg.eta
+        && eta > now
+    {
+        let wait = Duration::try_from(eta.duration_since(now)).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.shutdown.cancelled() => {
+                let _ = d.acker.requeue().await;
+                return;
+            }
+        }
+    }
+    let Ok(_permit) = Arc::clone(&shared.permits).acquire_owned().await else {
+        return;
+    };
+    let spec_task = shared.program.task(&msg.task);
+    let hard = msg
+        .hard_time_limit
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .or(spec_task.map(|t| Duration::from_millis(t.time_limit_ms)))
+        .unwrap_or(shared.options.default_time_limit);
+    let soft = msg
+        .soft_time_limit
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .or(spec_task.map(|t| Duration::from_millis(t.soft_time_limit_ms)));
+    let max_retries = spec_task
+        .map(|t| t.retries)
+        .unwrap_or(shared.options.default_retries);
+    let ctx = TaskContext {
+        program: Arc::clone(&shared.program),
+        task_id: msg.id.clone(),
+        retries: msg.retries,
+        worker: shared.worker.name.clone(),
+    };
+    let started = std::time::Instant::now();
+    let fut = handler(ctx, msg.args.clone(), msg.kwargs.clone());
+    let outcome = run_limited(fut, &msg, soft, hard).await;
+    match outcome {
+        Ok(result) => {
+            for sig in &msg.callbacks {
+                let child = msg.follow_up(sig, &result);
+                let queue =
+                    follow_up_queue(&shared.program, &sig.task, sig.queue.as_ref(), &d.queue);
+                if let Err(e) = broker.publish(&queue, &child.encode()).await {
+                    // Not acknowledged: the task runs again when redelivered (handlers are idempotent).
+                    tracing::warn!(error = %e, follow_up = %sig.task, "could not publish a follow-up");
+                    return;
+                }
+            }
+            shared
+                .finished
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(msg.id.clone());
+            shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(task = %msg.task, id = %msg.id, elapsed = ?started.elapsed(), "succeeded");
+            let _ = d.acker.ack().await;
+        }
+        Err(e) => {
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            let transient = matches!(e, TaskError::Transient(_));
+            if transient && msg.retries < max_retries {
+                let backoff = shared
+                    .options
+                    .retry_backoff
+                    .saturating_mul(1u32 << msg.retries.min(16))
+                    .min(Duration::from_secs(60));
+                let at = jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::try_from(backoff).unwrap_or_default())
+                    .unwrap_or_else(|_| jiff::Timestamp::now());
+                tracing::warn!(task = %msg.task, id = %msg.id, error = %e, retry = msg.retries + 1, ?backoff, "failed; retrying");
+                if let Err(pe) = broker.publish(&d.queue, &msg.retry(at).encode()).await {
+                    tracing::warn!(error = %pe, "could not publish the retry; leaving the message for redelivery");
+                    return;
+                }
+                shared.stats.retried.fetch_add(1, Ordering::Relaxed);
+                let _ = d.acker.ack().await;
+            } else {
+                let why = if transient {
+                    format!(
+                        "task `{}` failed after {} retries: {e}",
+                        msg.task, msg.retries
+                    )
+                } else {
+                    format!("task `{}` failed: {e}", msg.task)
+                };
+                dead_letter(shared, broker, d, why).await;
+            }
+        }
+    }
+}
+
+/// Runs a handler under its soft limit (a warning) and hard limit (stopped; a transient
+/// failure).
+async fn run_limited(
+    fut: super::tasks::TaskFuture,
+    msg: &TaskMessage,
+    soft: Option<Duration>,
+    hard: Duration,
+) -> Result<Json, TaskError> {
+    let hard_timer = tokio::time::sleep(hard);
+    tokio::pin!(hard_timer, fut);
+    if let Some(soft) = soft.filter(|s| *s < hard) {
+        tokio::select! {
+            r = &mut fut => return r,
+            _ = tokio::time::sleep(soft) => {
+                tracing::warn!(task = %msg.task, id = %msg.id, ?soft, "past its soft time limit");
+            }
+        }
+    }
+    tokio::select! {
+        r = &mut fut => r,
+        _ = &mut hard_timer => {
+            tracing::error!(task = %msg.task, id = %msg.id, ?hard, "stopped at its time limit");
+            Err(TaskError::Transient(format!("stopped at its time limit of {}", crate::units::format_duration(hard))))
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! The runtime against the in-process broker and a real RabbitMQ: chaining, acks late,
+//! retries, dead letters, time limits, broker loss, a worker killed mid-task, and beat's
+//! slots across restarts. Every RabbitMQ test uses its own queue names, so they run in
+//! parallel on one broker; a missing broker fails the test with how to start it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acoupi::runtime::beat::{self, Fired, TimeSource};
+use acoupi::runtime::broker::{Broker, dead_letter_queue};
+use acoupi::runtime::memory::MemoryBroker;
+use acoupi::runtime::message::{Envelope, TaskMessage};
+use acoupi::runtime::tasks::{Registry, TaskContext, TaskFuture};
+use acoupi::runtime::worker::{self, Connector, Stats};
+use acoupi::spec::{self, Program};
+use acoupi::{compile, plan};
+use serde_json::{Map, Value as Json, json};
+use tokio_util::sync::CancellationToken;
+
+const AMQP: &str = "amqp://127.0.0.1:5672/%2f";
+
+/// A program compiled from `manifest`, with its home at `/tmp/acoupi-test`.
+fn program(manifest: &str) -> Program {
+    let source = compile::from_bytes("t.kdl", "/t.kdl".into(), manifest.as_bytes().to_vec());
+    let checked = compile::check(&source);
+    let model = checked
+        .model
+        .unwrap_or_else(|| panic!("invalid test manifest: {:?}", checked.issues));
+    let ctx = plan::BuildContext {
+        home: "/tmp/acoupi-test".into(),
+        exe: "/usr/bin/acoupi".into(),
+        source_path: "/t.kdl".into(),
+    };
+    plan::lower(model, &ctx).program
+}
+
+/// A unique queue-name stem for one test.
+fn unique(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "t{}{}{}{}",
+        tag,
+        std::process::id(),
+        jiff::Timestamp::now().as_millisecond() % 1_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn worker_def(queue: &str, concurrency: u32, prefetch: u32) -> spec::Worker {
+    spec::Worker {
+        name: "w".into(),
+        queues: vec![queue.to_owned()],
+        concurrency,
+        prefetch,
+    }
+}
+
+async fn rabbit(name: &str) -> Broker {
+    Broker::connect_amqp(AMQP, name, Some(Duration::from_secs(10))).await.unwrap_or_else(|e| {
+        panic!("RabbitMQ is not reachable at {AMQP} ({e}); start it with `rabbitmq-server -detached` (scripts/test does)")
+    })
+}
+
+/// Waits until `cond` holds, polling, or panics after `limit` with `what`.
+async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs a worker in the background; returns its stats and the token that stops it.
+fn spawn_worker(
+    connector: Connector,
+    program: Arc<Program>,
+    def: spec::Worker,
+    registry: Registry,
+    options: worker::Options,
+) -> (Arc<Stats>, CancellationToken, tokio::task::JoinHandle<()>) {
+    let stats = Arc::new(Stats::default());
+    let shutdown = CancellationToken::new();
+    let setup = worker::Setup {
+        connector,
+        program,
+        worker: def,
+        registry: Arc::new(registry),
+        options,
+        stats: Arc::clone(&stats),
+    };
+    let handle = tokio::spawn(worker::run(setup, shutdown.clone(), || {}));
+    (stats, shutdown, handle)
+}
+
+static SEEN: Mutex<Vec<(String, Json)>> = Mutex::new(Vec::new());
+
+fn record_handler(ctx: TaskContext, args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
+    Box::pin(async move {
+        SEEN.lock()
+            .unwrap()
+            .push((ctx.task_id.clone(), Json::Array(args.clone())));
+        Ok(json!({"recording": ctx.task_id}))
+    })
+}
+
+fn detect_handler(ctx: TaskContext, args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
+    Box::pin(async move {
+        SEEN.lock()
+            .unwrap()
+            .push((ctx.task_id.clone(), Json::Array(args.clone())));
+        Ok(json!("detected"))
+    })
+}
+
+#[tokio::test]
+async fn follow_ups_receive_the_result_on_their_own_queue() {
+    let memory = MemoryBroker::default();
+    let broker = Broker::Memory(memory.clone());
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\ndetector \"d\" kind=\"band-energy\" { band low=\"1kHz\" high=\"2kHz\" }\n",
+    ));
+    let mut registry = Registry::builtin();
+    registry.insert("record", record_handler);
+    registry.insert("detect", detect_handler);
+    registry.insert("manage-files", detect_handler);
+    let mut msg = TaskMessage::new("record", vec![], Map::new());
+    msg.callbacks = vec![beat::signature(&program, "detect", 1)];
+    assert_eq!(msg.callbacks[0].queue.as_deref(), Some("detection"));
+    broker.publish("recording", &msg.encode()).await.unwrap();
+    let mut handles = Vec::new();
+    for def in program.workers.clone() {
+        handles.push(spawn_worker(
+            Connector::Memory(memory.clone()),
+            Arc::clone(&program),
+            def,
+            registry.clone(),
+            worker::Options::default(),
+        ));
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "record -> detect -> manage-files",
+        || SEEN.lock().unwrap().len() >= 3,
+    )
+    .await;
+    let seen = SEEN.lock().unwrap().clone();
+    assert_eq!(seen[0].0, msg.id);
+    // detect got record's result as its first argument, manage-files got detect's.
+    assert_eq!(seen[1].1, json!([{"recording": msg.id}]));
+    assert_eq!(seen[2].1, json!(["detected"]));
+    for (_, token, handle) in handles {
+        token.cancel();
+        handle.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_retry_then_dead_letter() {
+    let memory = MemoryBroker::default();
+    let broker = Broker::Memory(memory.clone());
+    let q = "retry";
+    let options = worker::Options {
+        retry_backoff: Duration::from_millis(10),
+        default_retries: 2,
+        ..worker::Options::default()
+    };
+    let (stats, token, handle) = spawn_worker(
+        Connector::Memory(memory.clone()),
+        Arc::new(program(
+            "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\n",
+        )),
+        worker_def(q, 1, 1),
+        Registry::builtin(),
+        options,
+    );
+    let mut ok = Map::new();
+    ok.insert("fail_until_retry".into(), json!(2));
+    broker
+        .publish(q, &TaskMessage::new("noop", vec![json!(1)], ok).encode())
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "success on the second retry",
+        || stats.succeeded.load(Ordering::Relaxed) == 1,
+    )
+    .await;
+    assert_eq!(stats.retried.load(Ordering::Relaxed), 2);
+    let mut bad = Map::new();
+    bad.insert("fail".into(), json!("transient"));
+    let doomed = TaskMessage::new("noop", vec![], bad);
+    broker.publish(q, &doomed.encode()).await.unwrap();
+    wait_for(Duration::from_secs(10), "dead letter", || {
+        stats.dead_lettered.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let dead = broker
+        .get(&dead_letter_queue(q))
+        .await
+        .unwrap()
+        .expect("a dead letter");
+    let reason = dead.headers["x-acoupi-reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("failed after 2 retries"), "{reason}");
+    assert_eq!(TaskMessage::decode(&dead).unwrap().id, doomed.id);
+    token.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn rabbitmq_poison_messages_go_to_the_dead_letter_queue() {
+    let q = unique("poison");
+    let broker = rabbit("acoupi test poison").await;
+    broker.declare(&q).await.unwrap();
+    let garbage = Envelope {
+        headers: Default::default(),
+        body: b"\x00not json".to_vec(),
+        content_type: "application/json".into(),
+        content_encoding: "utf-8".into(),
+        correlation_id: "x".into(),
+        priority: 0,
+    };
+    broker.publish(&q, &garbage).await.unwrap();
+    broker
+        .publish(
+            &q,
+            &TaskMessage::new("no-such-task", vec![], Map::new()).encode(),
+        )
+        .await
+        .unwrap();
+    broker
+        .publish(&q, &TaskMessage::new("noop", vec![], Map::new()).encode())
+        .await
+        .unwrap();
+    let (stats, token, handle) = spawn_worker(
+        Connector::Amqp {
+            url: AMQP.into(),
+            name: format!("acoupi test {q}"),
+        },
+        Arc::new(program(
+            "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\n",
+        )),
+        worker_def(&q, 1, 1),
+        Registry::builtin(),
+        worker::Options::default(),
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "the good task after two poison ones",
+        || {
+            stats.succeeded.load(Ordering::Relaxed) == 1
+                && stats.dead_lettered.load(Ordering::Relaxed) == 2
+        },
+    )
+    .await;
+    let mut reasons = Vec::new();
+    while let Some(env) = broker.get(&dead_letter_queue(&q)).await.unwrap() {
+        reasons.push(
+            env.headers["x-acoupi-reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].starts_with("undecodable message"), "{reasons:?}");
+    assert_eq!(reasons[1], "unknown task `no-such-task`");
+    token.cancel();
+    handle.await.unwrap();
+    broker.delete(&q).await.unwrap();
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn rabbitmq_hung_task_is_stopped_at_its_hard_limit() {
+    let q = unique("hang");
+    let broker = rabbit("acoupi test hang").await;
+    broker.declare(&q).await.unwrap();
+    let mut kwargs = Map::new();
+    kwargs.insert("sleep_ms".into(), json!(60_000));
+    let mut hung = TaskMessage::new("noop", vec![], kwargs);
+    hung.hard_time_limit = Some(0.5);
+    hung.soft_time_limit = Some(0.2);
+    broker.publish(&q, &hung.encode()).await.unwrap();
+    broker
+        .publish(&q, &TaskMessage::new("noop", vec![], Map::new()).encode())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (stats, token, handle) = spawn_worker(
+        Connector::Amqp {
+            url: AMQP.into(),
+            name: format!("acoupi test {q}"),
+        },
+        Arc::new(program(
+            "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\n",
+        )),
+        worker_def(&q, 1, 1),
+        Registry::builtin(),
+        worker::Options {
+            default_retries: 0,
+            ..worker::Options::default()
+        },
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "the next task after the hung one",
+        || {
+            stats.succeeded.load(Ordering::Relaxed) == 1
+                && stats.dead_lettered.load(Ordering::Relaxed) == 1
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the hung task was not stopped at 0.5 s"
+    );
+    let dead = broker
+        .get(&dead_letter_queue(&q))
+        .await
+        .unwrap()
+        .expect("dead letter");
+    assert!(
+        dead.headers["x-acoupi-reason"]
+            .as_str()
+            .unwrap()
+            .contains("time limit")
+    );
+    token.cancel();
+    handle.await.unwrap();
+    broker.delete(&q).await.unwrap();
+    broker.close().await;
+}
+
+/// Closes this test's RabbitMQ connections (and only those) with rabbitmqctl.
+fn close_connections_named(fragment: &str) -> usize {
+    let out = Command::new("rabbitmqctl")
+        .args(["list_connections", "pid", "client_properties", "-q"])
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut closed = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if !line.contains(fragment) {
+            continue;
+        }
+        let pid = line.split_whitespace().next().expect("pid column");
+        let ok = Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "acoupi test"])
+            .status()
+            .expect("rabbitmqctl");
+        closed += usize::from(ok.success());
+    }
+    closed
+}
+
+static DONE_IDS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn counting_handler(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
+    Box::pin(async move {
+        DONE_IDS.lock().unwrap().insert(ctx.task_id);
+        Ok(Json::Null)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
+    let q = unique("cut");
+    let broker = rabbit("acoupi test cut publisher").await;
+    broker.declare(&q).await.unwrap();
+    let n = 10_000;
+    let mut ids = BTreeSet::new();
+    for _ in 0..n {
+        let msg = TaskMessage::new("count", vec![], Map::new());
+        ids.insert(msg.id.clone());
+        broker.publish(&q, &msg.encode()).await.unwrap();
+    }
+    let mut registry = Registry::builtin();
+    registry.insert("count", counting_handler);
+    let name = format!("acoupi-cut-worker-{q}");
+    let (stats, token, handle) = spawn_worker(
+        Connector::Amqp {
+            url: AMQP.into(),
+            name: name.clone(),
+        },
+        Arc::new(program(
+            "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\n",
+        )),
+        worker_def(&q, 4, 16),
+        registry,
+        worker::Options::default(),
+    );
+    wait_for(Duration::from_secs(60), "a third of the tasks", || {
+        stats.succeeded.load(Ordering::Relaxed) > n / 3
+    })
+    .await;
+    let closed = close_connections_named(&name);
+    assert_eq!(closed, 1, "expected to cut the worker's one connection");
+    wait_for(Duration::from_secs(120), "every task after the cut", || {
+        ids.iter().all(|id| DONE_IDS.lock().unwrap().contains(id))
+    })
+    .await;
+    assert!(
+        stats.connections.load(Ordering::Relaxed) >= 2,
+        "the worker did not reconnect"
+    );
+    token.cancel();
+    handle.await.unwrap();
+    assert_eq!(broker.depth(&q).await.unwrap(), 0);
+    assert_eq!(broker.depth(&dead_letter_queue(&q)).await.unwrap(), 0);
+    broker.delete(&q).await.unwrap();
+    broker.close().await;
+}
+
+#[test]
+fn rabbitmq_worker_killed_mid_task_redelivers_and_completes_once() {
+    let (_d, dir) = common::tempdir();
+    let q = unique("kill");
+    let manifest = format!(
+        "program \"kill\"\nmicrophone \"m\" {{ synthetic \"sine\" }}\nworkers {{\n worker \"w\" queues=\"{q},{q}r\"\n task \"record\" queue=\"{q}r\"\n task \"manage-files\" queue=\"{q}\"\n task \"heartbeat\" queue=\"{q}\"\n}}\n"
+    );
+    let path = common::write(&dir, "kill.kdl", manifest);
+    let home = dir.join("home");
+    let out = common::run(&["build", path.as_str(), "--home", home.as_str()]);
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let marks = dir.join("marks.txt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let broker = rt.block_on(rabbit("acoupi test kill publisher"));
+    rt.block_on(broker.declare(&q)).unwrap();
+    let mut kwargs = Map::new();
+    kwargs.insert("sleep_ms".into(), json!(1500));
+    kwargs.insert("mark".into(), json!(marks.as_str()));
+    let msg = TaskMessage::new("noop", vec![], kwargs);
+    rt.block_on(broker.publish(&q, &msg.encode())).unwrap();
+    let spawn = || {
+        common::acoupi()
+            .args(["--home", home.as_str(), "worker", "w"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("worker starts")
+    };
+    let read = || std::fs::read_to_string(&marks).unwrap_or_default();
+    let mut first = spawn();
+    let start = Instant::now();
+    while !read().contains("start") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the task never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    assert!(
+        !read().contains("done"),
+        "the task finished before the kill"
+    );
+    let mut second = spawn();
+    while !read().contains("done") {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the redelivered task never finished: {}",
+            read()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGTERM: the second worker drains and exits 0.
+    let pid = second.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = second.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = read();
+    assert_eq!(
+        text.matches(&format!("start {}", msg.id)).count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(&format!("done {}", msg.id)).count(),
+        1,
+        "{text}"
+    );
+    for queue in [q.clone(), format!("{q}r")] {
+        rt.block_on(broker.delete(&queue)).unwrap();
+    }
+    rt.block_on(broker.close());
+}
+
+async fn run_beat(
+    program: Arc<Program>,
+    broker: MemoryBroker,
+    state: &camino::Utf8Path,
+    base: jiff::Timestamp,
+    run_for: Duration,
+) -> Vec<Fired> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let options = beat::Options {
+        state: state.to_owned(),
+        time: TimeSource::tokio_at(base),
+        fired: Some(tx),
+    };
+    let handle = tokio::spawn(beat::run(
+        Connector::Memory(broker),
+        program,
+        options,
+        shutdown.clone(),
+        || {},
+    ));
+    tokio::time::sleep(run_for).await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    let mut out = Vec::new();
+    while let Ok(f) = rx.try_recv() {
+        out.push(f);
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn beat_fires_on_aligned_slots_and_never_twice_across_restarts() {
+    let (_d, dir) = common::tempdir();
+    let state = dir.join("beat.json");
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"1s\"; }\n",
+    ));
+    let broker = MemoryBroker::default();
+    let base: jiff::Timestamp = "2026-06-01T10:00:00.250Z".parse().unwrap();
+    // First run: 1000 heartbeat slots.
+    let first = run_beat(
+        Arc::clone(&program),
+        broker.clone(),
+        &state,
+        base,
+        Duration::from_millis(1000 * 1000),
+    )
+    .await;
+    let beats: Vec<&Fired> = first.iter().filter(|f| f.task == "heartbeat").collect();
+    assert_eq!(beats.len(), 1000);
+    let mut lateness: Vec<i64> = beats
+        .iter()
+        .map(|f| f.at.duration_since(f.slot).as_millis() as i64)
+        .collect();
+    lateness.sort_unstable();
+    assert!(lateness[989] <= 5, "p99 lateness {} ms", lateness[989]);
+    for f in &beats {
+        assert_eq!(
+            f.slot.as_millisecond() % 1000,
+            0,
+            "slot {} is not aligned to the second",
+            f.slot
+        );
+    }
+    // Restarted right away: the next slot is the next one, not one already fired.
+    let last = beats.last().unwrap().slot;
+    let restart_at = base
+        .checked_add(jiff::SignedDuration::from_millis(1000 * 1000 + 100))
+        .unwrap();
+    let second = run_beat(
+        Arc::clone(&program),
+        broker.clone(),
+        &state,
+        restart_at,
+        Duration::from_millis(3000),
+    )
+    .await;
+    let again: Vec<&Fired> = second
+        .iter()
+        .filter(|f| f.task == "heartbeat" && f.published)
+        .collect();
+    assert!(again.iter().all(|f| f.slot > last), "a slot fired twice");
+    assert_eq!(again.len(), 3);
+    // Restarted after a gap: the missed slots are reported, not replayed.
+    let last = again.last().unwrap().slot;
+    let later = last
+        .checked_add(jiff::SignedDuration::from_millis(10_500))
+        .unwrap();
+    let third = run_beat(
+        Arc::clone(&program),
+        broker,
+        &state,
+        later,
+        Duration::from_millis(1000),
+    )
+    .await;
+    let report = third
+        .iter()
+        .find(|f| f.task == "heartbeat" && f.missed > 0)
+        .expect("missed slots reported");
+    assert_eq!(report.missed, 10);
+    assert!(third.iter().filter(|f| f.published).all(|f| f.slot > later));
+}
+
+#[tokio::test(start_paused = true)]
+async fn beat_skips_a_recording_slot_while_the_previous_is_queued() {
+    let (_d, dir) = common::tempdir();
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\n",
+    ));
+    let broker = MemoryBroker::default();
+    let base: jiff::Timestamp = "2026-06-01T10:00:05Z".parse().unwrap();
+    let fired = run_beat(
+        program,
+        broker.clone(),
+        &dir.join("beat.json"),
+        base,
+        Duration::from_secs(31),
+    )
+    .await;
+    let record: Vec<&Fired> = fired.iter().filter(|f| f.task == "record").collect();
+    assert_eq!(record.len(), 3, "{record:?}");
+    assert!(record[0].published);
+    assert!(
+        !record[1].published && !record[2].published,
+        "published on top of a queued recording"
+    );
+    assert_eq!(Broker::Memory(broker).depth("recording").await.unwrap(), 1);
+}
