@@ -40,6 +40,94 @@ pub enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// List audio input devices with their channels and sample rates.
+    Devices(DevicesArgs),
+    /// Install and start the built home's systemd user units.
+    Deploy(DeployArgs),
+    /// Report the deployment's health: units, workers, queues, storage (never opens the microphone).
+    Status(StatusArgs),
+    /// Stop and disable the units, let workers drain, end the deployment.
+    Stop(StopArgs),
+    /// Write a new manifest, step by step (or from an example with --no-prompt).
+    Init(InitArgs),
+    /// Show the resolved configuration of the built home.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Text or JSON output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// `acoupi devices`.
+#[derive(Debug, clap::Args)]
+pub struct DevicesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+/// `acoupi deploy`.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// A name for this deployment [default: the program's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Latitude of the deployment [default: the program's location].
+    #[arg(long, allow_hyphen_values = true, requires = "longitude")]
+    pub latitude: Option<f64>,
+    /// Longitude of the deployment [default: the program's location].
+    #[arg(long, allow_hyphen_values = true, requires = "latitude")]
+    pub longitude: Option<f64>,
+}
+
+/// `acoupi status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+/// `acoupi stop`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Also delete the tasks still queued.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+/// `acoupi init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Where to write the manifest.
+    #[arg(default_value = "acoupi.kdl")]
+    pub path: Utf8PathBuf,
+    /// Start from this example (`default`, `connected`, `detection`, `quickstart`).
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Do not ask anything (needs --template).
+    #[arg(long, requires = "template")]
+    pub no_prompt: bool,
+}
+
+/// `acoupi config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the resolved configuration, or one value by dotted path (secrets masked).
+    Show {
+        /// A dotted path such as `recording.duration_ms` or `workers.0.queues`.
+        key: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
 }
 
 /// `acoupi worker`.
@@ -82,6 +170,12 @@ pub enum TaskCommand {
 pub enum WorkersCommand {
     /// Delete the queued tasks of this program's queues.
     Purge,
+    /// Start the worker units.
+    Start,
+    /// Stop the worker units.
+    Stop,
+    /// Restart the worker units.
+    Restart,
 }
 
 /// `acoupi bench …`.

@@ -11,6 +11,7 @@
 //! `spec` holds the types of `config/program.json`, the one contract between the compiler and
 //! the runtime. `diagnostic` holds the manifest error enum every stage reports through.
 
+pub mod audio;
 pub mod cli;
 pub mod commands;
 pub mod compile;
@@ -57,5 +58,11 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Task(cmd) => commands::task::run(cmd, cli.home.as_deref()),
         cli::Command::Workers(cmd) => commands::workers::run(cmd, cli.home.as_deref()),
         cli::Command::Bench(cmd) => commands::bench::run(cmd, cli.home.as_deref()),
+        cli::Command::Devices(args) => commands::devices::run(args),
+        cli::Command::Deploy(args) => commands::deploy::run(args, cli.home.as_deref()),
+        cli::Command::Status(args) => commands::status::run(args, cli.home.as_deref()),
+        cli::Command::Stop(args) => commands::stop::run(args, cli.home.as_deref()),
+        cli::Command::Init(args) => commands::init::run(args),
+        cli::Command::Config(cmd) => commands::config::run(cmd, cli.home.as_deref()),
     }
 }

@@ -4,7 +4,13 @@ pub mod beat;
 pub mod bench;
 pub mod build;
 pub mod check;
+pub mod config;
+pub mod deploy;
+pub mod devices;
+pub mod init;
 pub mod run;
+pub mod status;
+pub mod stop;
 pub mod task;
 pub mod worker;
 pub mod workers;
@@ -13,7 +19,7 @@ use std::sync::Arc;
 
 use camino::Utf8Path;
 
-use crate::runtime::{config, worker::Connector};
+use crate::runtime::{config as runtime_config, worker::Connector};
 use crate::spec::Program;
 use crate::{ExitStatus, home};
 
@@ -28,14 +34,14 @@ pub(crate) fn load(
     home_flag: Option<&Utf8Path>,
 ) -> Result<(camino::Utf8PathBuf, Arc<Program>), ExitStatus> {
     let home = home::resolve(home_flag).map_err(fail)?;
-    let program = config::load_program(&home).map_err(fail)?;
+    let program = runtime_config::load_program(&home).map_err(fail)?;
     Ok((home, Arc::new(program)))
 }
 
 /// How to reach the program's broker over AMQP; the in-process broker is refused with a hint,
 /// since it only exists inside one `acoupi run`.
 pub(crate) fn amqp_connector(program: &Program, role: &str) -> Result<Connector, ExitStatus> {
-    match config::broker_url(&program.broker).map_err(fail)? {
+    match runtime_config::broker_url(&program.broker).map_err(fail)? {
         Some(url) => Ok(Connector::Amqp {
             url,
             name: format!("acoupi {} {role}", program.name),

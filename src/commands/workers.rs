@@ -9,7 +9,9 @@ use crate::runtime::broker::Broker;
 
 /// Runs a `workers` subcommand.
 pub fn run(cmd: &WorkersCommand, home_flag: Option<&Utf8Path>) -> ExitStatus {
-    let WorkersCommand::Purge = cmd;
+    if !matches!(cmd, WorkersCommand::Purge) {
+        return super::fail("`acoupi workers start|stop|restart` is not implemented yet");
+    }
     let (_home, program) = match load(home_flag) {
         Ok(p) => p,
         Err(s) => return s,
