@@ -101,20 +101,27 @@ pub fn write(tree: &OutputTree, home: &Utf8Path) -> Result<Written, Error> {
     let digest = crate::emit::sha256_hex(tree.to_text().as_bytes());
     let build_name = format!("{BUILD_PREFIX}{}", &digest[..16]);
     let stage = home.join(format!("{BUILD_PREFIX}stage-{}", std::process::id()));
-    let result = (|| {
-        if fs::symlink_metadata(&stage).is_ok() {
-            fs::remove_dir_all(&stage)?;
-        }
-        fill(tree, &stage)?;
+    let result = (|| -> Result<(), Error> {
         let build = home.join(&build_name);
-        if fs::symlink_metadata(&build).is_ok() {
-            // The same build is already there: keep it (it may be `.current`).
-            fs::remove_dir_all(&stage)?;
-        } else {
+        if !holds(tree, &build) {
+            if fs::symlink_metadata(&stage).is_ok() {
+                fs::remove_dir_all(&stage)?;
+            }
+            fill(tree, &stage)?;
+            if fs::symlink_metadata(&build).is_ok() {
+                // A damaged copy of this build: replace it (after the switch if it is current).
+                let aside = home.join(format!("{BUILD_PREFIX}stage-{}-old", std::process::id()));
+                fs::rename(&build, &aside)?;
+            }
             fs::rename(&stage, &build)?;
         }
         link_entries(tree, home)?;
-        switch_current(home, &build_name)
+        if fs::read_link(home.join(CURRENT)).ok().as_deref()
+            != Some(std::path::Path::new(&build_name))
+        {
+            switch_current(home, &build_name)?;
+        }
+        Ok(())
     })();
     if result.is_err() && fs::symlink_metadata(&stage).is_ok() {
         // The previous build is still `.current`; only the stage is ours to clean up.
@@ -130,16 +137,47 @@ pub fn write(tree: &OutputTree, home: &Utf8Path) -> Result<Written, Error> {
 }
 
 fn private_dir(path: &Utf8Path) -> Result<(), Error> {
-    fs::create_dir_all(path)?;
-    fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+    {
+        Ok(()) => {}
+        Err(e) => {
+            return Err(
+                std::io::Error::new(e.kind(), format!("failed to create `{path}`: {e}")).into(),
+            );
+        }
+    }
+    if fs::metadata(path)?.permissions().mode() & 0o777 != 0o700 {
+        fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
     Ok(())
+}
+
+/// The process umask, read without changing it (Linux reports it in /proc).
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
 }
 
 fn fill(tree: &OutputTree, stage: &Utf8Path) -> Result<(), Error> {
     private_dir(stage)?;
+    let mask = umask();
+    let mut made: std::collections::HashSet<Utf8PathBuf> = std::collections::HashSet::new();
     for (path, file) in tree.iter() {
         let dest = stage.join(path);
-        if let Some(dir) = dest.parent() {
+        if let Some(dir) = dest.parent()
+            && dir != stage
+            && made.insert(dir.to_owned())
+        {
             fs::create_dir_all(dir)?;
         }
         let mut f = fs::OpenOptions::new()
@@ -148,10 +186,22 @@ fn fill(tree: &OutputTree, stage: &Utf8Path) -> Result<(), Error> {
             .mode(file.mode)
             .open(&dest)?;
         f.write_all(&file.contents)?;
-        // The umask may have narrowed the mode at creation; set it exactly.
-        fs::set_permissions(&dest, std::fs::Permissions::from_mode(file.mode))?;
+        if file.mode & !mask != file.mode {
+            // The umask narrowed the mode at creation; set it exactly.
+            fs::set_permissions(&dest, std::fs::Permissions::from_mode(file.mode))?;
+        }
     }
     Ok(())
+}
+
+/// Whether `dir` holds exactly the files of `tree` (bytes and modes): an unchanged rebuild
+/// then only re-checks, and writes nothing.
+fn holds(tree: &OutputTree, dir: &Utf8Path) -> bool {
+    tree.iter().all(|(path, file)| {
+        let p = dir.join(path);
+        std::fs::read(&p).is_ok_and(|b| b == file.contents)
+            && std::fs::metadata(&p).is_ok_and(|m| m.permissions().mode() & 0o7777 == file.mode)
+    })
 }
 
 /// The entries of the home that are links into `.current`: top-level names, except inside
@@ -381,6 +431,20 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(home.join(LOCK_FILE)).expect("lock"),
             "{\"v\": 2}"
+        );
+    }
+
+    #[test]
+    fn a_rebuild_repairs_a_tampered_file() {
+        let (_d, dir) = temp();
+        let home = dir.join("home");
+        let t = tree(&[(LOCK_FILE, "{}"), ("bin/acoupi", "launcher")]);
+        write(&t, &home).expect("write");
+        std::fs::write(home.join("bin/acoupi"), "tampered").expect("tamper through the link");
+        write(&t, &home).expect("rewrite");
+        assert_eq!(
+            std::fs::read_to_string(home.join("bin/acoupi")).expect("read"),
+            "launcher"
         );
     }
 

@@ -197,10 +197,14 @@ fn coordinate(
 }
 
 fn timezone(tz: &Spanned<String>, diags: &mut Diagnostics) -> String {
-    if jiff::tz::db().get(&tz.value).is_ok() {
+    // The database bundled in the binary: checks give the same answer on every machine,
+    // and no zoneinfo directory is walked on every `acoupi check`.
+    static BUNDLED: std::sync::OnceLock<jiff::tz::TimeZoneDatabase> = std::sync::OnceLock::new();
+    let db = BUNDLED.get_or_init(jiff::tz::TimeZoneDatabase::bundled);
+    if db.get(&tz.value).is_ok() {
         return tz.value.clone();
     }
-    let names: Vec<String> = jiff::tz::db().available().map(|n| n.to_string()).collect();
+    let names: Vec<String> = db.available().map(|n| n.to_string()).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let help = did_you_mean(&tz.value, &refs)
         .unwrap_or_else(|| "use an IANA name such as `Europe/London` or `UTC`".into());
