@@ -183,6 +183,15 @@ pub enum WorkersCommand {
 pub enum BenchCommand {
     /// Publish no-op tasks to a scratch queue and drain them through the real worker.
     Queue(BenchQueueArgs),
+    /// Run beat on the real clock with in-process queues and report how late each slot fired.
+    Beat {
+        /// Slots to measure.
+        #[arg(long, default_value_t = 1_000)]
+        slots: u32,
+        /// Slot length in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        every_ms: u64,
+    },
 }
 
 /// `acoupi bench queue`.

@@ -16,7 +16,6 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::broker::Broker;
 use super::message::{Signature, TaskMessage};
 use super::schedule::{BeatState, Clock};
 use super::worker::Connector;
@@ -66,7 +65,15 @@ impl TimeSource {
                 return;
             }
             let wait = Duration::try_from(t.duration_since(now)).unwrap_or_default();
-            tokio::time::sleep(wait).await;
+            match self {
+                // Tokio's timer has a 1 ms grain and fires late within it: sleep to just
+                // short of the slot, then yield until it arrives (at most ~2 ms of polling).
+                TimeSource::System if wait <= Duration::from_millis(2) => {
+                    tokio::task::yield_now().await
+                }
+                TimeSource::System => tokio::time::sleep(wait - Duration::from_millis(2)).await,
+                TimeSource::Tokio { .. } => tokio::time::sleep(wait).await,
+            }
         }
     }
 }
@@ -216,6 +223,7 @@ pub async fn run(
         }
     }
     ready();
+    let (saver, saving) = spawn_saver(options.state.clone(), state.clone());
     tracing::info!(tasks = due.len(), "beat started");
     let mut published: BTreeMap<String, u64> = BTreeMap::new();
     loop {
@@ -283,17 +291,36 @@ pub async fn run(
         }
         *published.entry(d.task.name.clone()).or_default() += 1;
         state.last_fired.insert(d.task.name.clone(), slot);
-        if let Err(e) = state.save(&options.state) {
-            tracing::error!(error = %e, "could not save beat state");
-        }
+        let _ = saver.send(state.clone());
         due[i].next = next;
     }
+    drop(saver);
+    let _ = saving.await;
     broker.close().await;
     tracing::info!(?published, "beat stopped");
     Ok(())
 }
 
-/// Connects a standalone broker for one-off operations (purge, depth checks).
-pub async fn connect_once(connector: &Connector) -> Option<Broker> {
-    connector.connect(&CancellationToken::new()).await
+/// Saves beat state in the background, newest first, so a slow disk (an fsync on an SD
+/// card) never delays a slot. Ends, after a last save, when the sender is dropped.
+fn spawn_saver(
+    path: Utf8PathBuf,
+    initial: BeatState,
+) -> (
+    tokio::sync::watch::Sender<BeatState>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::watch::channel(initial);
+    let handle = tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let snapshot = rx.borrow_and_update().clone();
+            let path = path.clone();
+            match tokio::task::spawn_blocking(move || snapshot.save(&path)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "could not save beat state"),
+                Err(e) => tracing::error!(error = %e, "beat state saver failed"),
+            }
+        }
+    });
+    (tx, handle)
 }

@@ -66,6 +66,16 @@ pub struct Stats {
     pub dead_lettered: AtomicU64,
     /// Connections made (1 + reconnects).
     pub connections: AtomicU64,
+    /// When the last task succeeded, in microseconds since [`Stats::since`].
+    pub last_success_us: AtomicU64,
+}
+
+impl Stats {
+    /// The reference instant of `last_success_us` (the first time any worker asked for it).
+    pub fn since() -> std::time::Instant {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(std::time::Instant::now)
+    }
 }
 
 /// Tuning of a worker run.
@@ -369,6 +379,10 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(msg.id.clone());
+            shared.stats.last_success_us.store(
+                u64::try_from(Stats::since().elapsed().as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
             shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(task = %msg.task, id = %msg.id, elapsed = ?started.elapsed(), "succeeded");
             let _ = d.acker.ack().await;
