@@ -155,6 +155,17 @@ impl Broker {
         }
     }
 
+    /// Consumers attached to `queue`, which must exist (AMQP: a passive declare, which
+    /// closes the channel when the queue is absent).
+    pub async fn consumers(&self, queue: &str) -> Result<u32> {
+        match self {
+            Broker::Amqp(b) => b.consumers(queue).await,
+            Broker::Memory(_) => Err(BrokerError(
+                "the in-process broker does not count consumers".into(),
+            )),
+        }
+    }
+
     /// Deletes the ready messages of `queue`; returns how many.
     pub async fn purge(&self, queue: &str) -> Result<u32> {
         match self {
