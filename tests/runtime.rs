@@ -631,3 +631,110 @@ async fn beat_skips_a_recording_slot_while_the_previous_is_queued() {
     );
     assert_eq!(Broker::Memory(broker).depth("recording").await.unwrap(), 1);
 }
+
+#[test]
+fn run_in_the_foreground_with_in_process_queues_and_stop_on_ctrl_c() {
+    let (_d, dir) = common::tempdir();
+    let home = dir.join("home");
+    let mut child = common::acoupi()
+        .args([
+            "--home",
+            home.as_str(),
+            "run",
+            "examples/quickstart.kdl",
+            "--broker",
+            "memory",
+        ])
+        .env("ACOUPI_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("acoupi run starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen
+        .iter()
+        .filter(|l: &&String| l.contains("consuming"))
+        .count()
+        < 3
+    {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("workers never started consuming: {seen:#?}"),
+        }
+    }
+    assert!(
+        home.join("config/program.json").exists(),
+        "run did not build the home first"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:#?}");
+}
+
+#[test]
+fn task_list_and_task_run() {
+    let (_d, dir) = common::tempdir();
+    let home = dir.join("home");
+    let out = common::run(&["build", "examples/detection.kdl", "--home", home.as_str()]);
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let out = common::run(&["--home", home.as_str(), "task", "list"]);
+    assert_eq!(common::code(&out), 0);
+    let list = common::stdout(&out);
+    assert!(
+        list.lines().any(|l| l.starts_with("record")
+            && l.contains("recording")
+            && l.contains("every 10s in sunset-30m-sunrise+30m")
+            && l.ends_with("detect")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("detect") && l.contains("after record")),
+        "{list}"
+    );
+    let out = common::run(&["--home", home.as_str(), "task", "run", "heartbeat"]);
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let beat: Json = serde_json::from_str(&common::stdout(&out)).expect("json result");
+    assert_eq!(beat["program"], "bat-monitor");
+    let out = common::run(&[
+        "--home",
+        home.as_str(),
+        "task",
+        "run",
+        "noop",
+        "--arg",
+        "{\"x\": 1}",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Json>(&common::stdout(&out)).unwrap(),
+        json!({"x": 1})
+    );
+    let out = common::run(&[
+        "--home",
+        home.as_str(),
+        "task",
+        "run",
+        "noop",
+        "--kwargs",
+        "{\"fail\": \"permanent\"}",
+    ]);
+    assert_eq!(common::code(&out), 1);
+    let out = common::run(&["--home", home.as_str(), "task", "run", "nope"]);
+    assert_eq!(common::code(&out), 2);
+    assert!(common::stderr(&out).contains("no task handler named `nope`"));
+}
