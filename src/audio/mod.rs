@@ -51,5 +51,7 @@ pub trait Source: Send {
 
 pub mod device;
 pub mod file;
+pub mod open;
+pub mod record;
 pub mod synthetic;
 pub mod wav;

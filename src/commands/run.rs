@@ -61,6 +61,13 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let registry = Arc::new(Registry::builtin());
         let mut all = tokio::task::JoinSet::new();
         for def in program.workers.clone() {
+            if crate::runtime::continuous::applies(&program, &def) {
+                let (c, p, s) = (connector.clone(), Arc::clone(&program), shutdown.clone());
+                all.spawn(async move {
+                    crate::runtime::continuous::run(c, p, s).await;
+                    Ok(())
+                });
+            }
             let (c, p, r, s) = (connector.clone(), Arc::clone(&program), Arc::clone(&registry), shutdown.clone());
             all.spawn(async move {
                 let setup = worker::Setup {

@@ -37,6 +37,13 @@ pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let shutdown = CancellationToken::new();
         rt::handle_signals(shutdown.clone());
         let name = def.name.clone();
+        let recorder = crate::runtime::continuous::applies(&program, &def).then(|| {
+            tokio::spawn(crate::runtime::continuous::run(
+                connector.clone(),
+                Arc::clone(&program),
+                shutdown.clone(),
+            ))
+        });
         let setup = worker::Setup {
             connector,
             program,
@@ -49,6 +56,9 @@ pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
             rt::notify_ready(&format!("worker {name} consuming"))
         })
         .await;
+        if let Some(r) = recorder {
+            let _ = r.await;
+        }
         rt::notify_stopping();
     });
     ExitStatus::Success

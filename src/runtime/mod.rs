@@ -11,6 +11,7 @@ pub mod amqp;
 pub mod beat;
 pub mod broker;
 pub mod config;
+pub mod continuous;
 pub mod memory;
 pub mod message;
 pub mod schedule;

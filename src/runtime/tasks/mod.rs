@@ -6,6 +6,7 @@
 
 mod heartbeat;
 mod noop;
+pub(crate) mod record;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -61,6 +62,7 @@ impl Registry {
         let mut handlers: BTreeMap<&'static str, Handler> = BTreeMap::new();
         handlers.insert("noop", noop::run);
         handlers.insert("heartbeat", heartbeat::run);
+        handlers.insert("record", record::run);
         Registry { handlers }
     }
 

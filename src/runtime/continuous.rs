@@ -1,0 +1,140 @@
+//! Continuous recording: one long-lived capture stream in the recording worker, rotated into
+//! files at exact sample boundaries aligned to the wall clock; each finished file is handed
+//! to the `record` task's follow-ups exactly like a duty-cycle recording.
+//!
+//! In: the program (its `record` task has a `continuous` schedule), a transport and a
+//! shutdown token. Out: follow-up task messages with each `Recorded` as argument. Runs only
+//! inside the task's windows; a failing device is reopened with backoff; overruns are
+//! counted by the rotator and logged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::beat::signature;
+use super::message::TaskMessage;
+use super::schedule::Clock;
+use super::tasks::record::{microphone, serial};
+use super::worker::Connector;
+use crate::audio::record::{RecordPlan, Rotator};
+use crate::audio::{open::open, synthetic::Pacing};
+use crate::spec::{Program, Schedule, Worker};
+
+/// Whether `worker` is the one that must run the continuous recorder.
+pub fn applies(program: &Program, worker: &Worker) -> bool {
+    program.task("record").is_some_and(|t| {
+        matches!(t.schedule, Schedule::Continuous { .. }) && worker.queues.contains(&t.queue)
+    })
+}
+
+/// Publishes the `record` task's follow-ups with `rec` as their argument.
+async fn hand_on(
+    broker: &super::broker::Broker,
+    program: &Program,
+    task: &crate::spec::Task,
+    rec: &crate::audio::record::Recorded,
+) {
+    let value = match serde_json::to_value(rec) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise a recording");
+            return;
+        }
+    };
+    tracing::info!(path = %rec.path, overruns = rec.overruns, "recorded");
+    for f in &task.follow_ups {
+        let sig = signature(program, f, 1);
+        let mut msg = TaskMessage::new(f.clone(), vec![value.clone()], serde_json::Map::new());
+        msg.callbacks = sig.link.clone();
+        let queue = sig.queue.clone().unwrap_or_else(|| task.queue.clone());
+        if let Err(e) = broker.publish(&queue, &msg.encode()).await {
+            tracing::error!(error = %e, follow_up = %f, path = %rec.path, "could not hand the recording on");
+        }
+    }
+}
+
+/// Records until `shutdown` fires.
+pub async fn run(connector: Connector, program: Arc<Program>, shutdown: CancellationToken) {
+    let Some(task) = program.task("record").cloned() else {
+        return;
+    };
+    let Schedule::Continuous { windows } = task.schedule.clone() else {
+        return;
+    };
+    let clock = match Clock::new(&program.timezone, program.location) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!(error = %e, "continuous recording cannot start");
+            return;
+        }
+    };
+    let Some(broker) = connector.connect(&shutdown).await else {
+        return;
+    };
+    let mut backoff = Duration::from_secs(1);
+    while !shutdown.is_cancelled() {
+        let now = jiff::Timestamp::now();
+        if !clock.in_windows(&windows, now) {
+            // Outside the windows: wake at the next in-window second (or in a minute).
+            let next = clock.next_slot(1_000, 0, &windows, now);
+            let wait = next
+                .map(|n| Duration::try_from(n.duration_since(now)).unwrap_or_default())
+                .unwrap_or(Duration::from_secs(60))
+                .min(Duration::from_secs(60));
+            tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.cancelled() => break }
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, c, w, s) = (
+            Arc::clone(&program),
+            Arc::clone(&clock),
+            windows.clone(),
+            Arc::clone(&stop),
+        );
+        let capture = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            let mic = microphone(&p).map_err(|e| e.to_string())?;
+            let plan = RecordPlan::for_program(&p, mic, serial(&mic.name));
+            let mut source = open(mic, Pacing::RealTime).map_err(|e| e.to_string())?;
+            tracing::info!(microphone = %mic.name, "continuous recording started");
+            let mut rotator = Rotator::new(plan);
+            let result = rotator.run(
+                source.as_mut(),
+                || s.load(Ordering::Relaxed) || !c.in_windows(&w, jiff::Timestamp::now()),
+                |rec| {
+                    let _ = tx.send(rec);
+                },
+            );
+            result.map(|()| rotator.files()).map_err(|e| e.to_string())
+        });
+        tokio::pin!(capture);
+        let outcome = loop {
+            tokio::select! {
+                Some(rec) = rx.recv() => hand_on(&broker, &program, &task, &rec).await,
+                r = &mut capture => break r,
+                _ = shutdown.cancelled() => stop.store(true, Ordering::Relaxed),
+            }
+        };
+        // Files finished just before the capture ended.
+        while let Ok(rec) = rx.try_recv() {
+            hand_on(&broker, &program, &task, &rec).await;
+        }
+        match outcome {
+            Ok(Ok(files)) => {
+                tracing::info!(files, "continuous recording paused");
+                backoff = Duration::from_secs(1);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "continuous recording failed; reopening");
+                tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => break }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the recording thread panicked");
+                break;
+            }
+        }
+    }
+    broker.close().await;
+}

@@ -1,0 +1,152 @@
+//! The `record` task and continuous recording through the runtime: a synthetic microphone,
+//! real WAV files read back with hound, follow-ups carrying the recording, and no recording
+//! stored twice for one task.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use acoupi::runtime::broker::Broker;
+use acoupi::runtime::memory::MemoryBroker;
+use acoupi::runtime::message::TaskMessage;
+use acoupi::runtime::tasks::{Registry, TaskContext};
+use acoupi::runtime::worker::Connector;
+use acoupi::spec::Program;
+use acoupi::{compile, plan};
+use camino::Utf8Path;
+use serde_json::Map;
+use tokio_util::sync::CancellationToken;
+
+fn program(manifest: &str, home: &Utf8Path) -> Program {
+    let source = compile::from_bytes("t.kdl", "/t.kdl".into(), manifest.as_bytes().to_vec());
+    let checked = compile::check(&source);
+    let model = checked
+        .model
+        .unwrap_or_else(|| panic!("invalid test manifest: {:?}", checked.issues));
+    let ctx = plan::BuildContext {
+        home: home.to_owned(),
+        exe: "/usr/bin/acoupi".into(),
+        source_path: "/t.kdl".into(),
+    };
+    plan::lower(model, &ctx).program
+}
+
+fn wav_frames(path: &str) -> (u32, u16, u32) {
+    let reader = hound::WavReader::open(path).expect("a readable WAV");
+    let spec = reader.spec();
+    (spec.sample_rate, spec.channels, reader.duration())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_task_writes_a_wav_and_is_idempotent() {
+    let (_d, dir) = common::tempdir();
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sweep\"; samplerate \"48kHz\"; channels 2 }\nrecording { duration \"500ms\"; interval \"10s\" }\n",
+        &dir,
+    ));
+    let handler = Registry::builtin().get("record").expect("record handler");
+    let ctx = TaskContext {
+        program: Arc::clone(&program),
+        task_id: "task-1".into(),
+        retries: 0,
+        worker: "test".into(),
+    };
+    let first = handler(ctx.clone(), vec![], Map::new())
+        .await
+        .expect("recorded");
+    let path = first["path"].as_str().expect("path").to_owned();
+    assert!(path.starts_with(program.paths.staging.as_str()), "{path}");
+    assert_eq!(wav_frames(&path), (48_000, 2, 24_000));
+    assert_eq!(first["frames"], 24_000);
+    // The same task delivered again returns the same recording and stores nothing new.
+    let again = handler(ctx, vec![], Map::new()).await.expect("recorded");
+    assert_eq!(again, first);
+    let wavs = std::fs::read_dir(&program.paths.staging)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wav")
+        })
+        .count();
+    assert_eq!(wavs, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_task_refuses_when_the_disk_is_full() {
+    let (_d, dir) = common::tempdir();
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nrecording { duration \"200ms\"; min-free-disk \"1000000TiB\" }\n",
+        &dir,
+    ));
+    let handler = Registry::builtin().get("record").expect("record handler");
+    let ctx = TaskContext {
+        program: Arc::clone(&program),
+        task_id: "task-2".into(),
+        retries: 0,
+        worker: "test".into(),
+    };
+    let err = handler(ctx, vec![], Map::new())
+        .await
+        .expect_err("no space");
+    assert!(err.to_string().contains("not recording"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_recording_hands_each_file_on_without_gaps() {
+    let (_d, dir) = common::tempdir();
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"counter\"; samplerate \"8kHz\" }\nrecording { mode \"continuous\"; duration \"1s\" }\n",
+        &dir,
+    ));
+    let memory = MemoryBroker::default();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(acoupi::runtime::continuous::run(
+        Connector::Memory(memory.clone()),
+        Arc::clone(&program),
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(3_600)).await;
+    shutdown.cancel();
+    handle.await.unwrap();
+    let broker = Broker::Memory(memory);
+    let mut recs = Vec::new();
+    while let Some(env) = broker.get("default").await.unwrap() {
+        let msg = TaskMessage::decode(&env).unwrap();
+        assert_eq!(msg.task, "manage-files");
+        recs.push(msg.args[0].clone());
+    }
+    assert!(recs.len() >= 3, "{recs:#?}");
+    // Every file continues the counter exactly where the previous one stopped.
+    let mut next: Option<i32> = None;
+    let mut total = 0u64;
+    for rec in &recs {
+        let path = rec["path"].as_str().unwrap();
+        let mut reader = hound::WavReader::open(path).expect("a readable WAV");
+        let samples: Vec<i32> = reader
+            .samples::<i16>()
+            .map(|s| i32::from(s.unwrap()))
+            .collect();
+        total += samples.len() as u64;
+        if let Some(n) = next {
+            assert_eq!(samples[0], n, "gap or overlap before {path}");
+        }
+        for w in samples.windows(2) {
+            assert_eq!(
+                (w[0] + 1) as i16 as i32,
+                w[1],
+                "discontinuity inside {path}"
+            );
+        }
+        next = samples.last().map(|l| (l + 1) as i16 as i32);
+    }
+    assert_eq!(
+        total,
+        recs.iter()
+            .map(|r| r["frames"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+}
