@@ -145,6 +145,17 @@ pub struct RunArgs {
     /// Use this broker instead of the program's: `memory` for in-process queues, or an AMQP URL.
     #[arg(long, value_name = "memory|URL")]
     pub broker: Option<String>,
+    /// Replace the microphones with a synthetic source (bat-like sweeps), to try a manifest
+    /// on a machine without its sound card.
+    #[arg(long, value_name = "synthetic")]
+    pub microphone: Option<MicrophoneOverride>,
+}
+
+/// What `acoupi run --microphone` can substitute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MicrophoneOverride {
+    /// Frequency sweeps like bat calls, paced in real time.
+    Synthetic,
 }
 
 /// `acoupi task …`.

@@ -150,3 +150,62 @@ async fn continuous_recording_hands_each_file_on_without_gaps() {
             .sum::<u64>()
     );
 }
+
+#[test]
+fn run_with_a_synthetic_microphone_records_on_a_machine_without_the_device() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let (_d, dir) = common::tempdir();
+    let manifest = common::write(
+        &dir,
+        "m.kdl",
+        "program \"p\"\nmicrophone \"usb\" { device \"NoSuchMic 9000\"; samplerate \"96kHz\" }\nrecording { duration \"1s\"; interval \"2s\" }\n",
+    );
+    let home = dir.join("home");
+    let mut child = common::acoupi()
+        .args([
+            "--home",
+            home.as_str(),
+            "run",
+            manifest.as_str(),
+            "--broker",
+            "memory",
+            "--microphone",
+            "synthetic",
+        ])
+        .env("ACOUPI_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("acoupi run starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|l: &String| l.contains("recorded")) {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("nothing was recorded: {seen:#?}"),
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{seen:#?}");
+    let staging = home.join("data/staging");
+    let wav = std::fs::read_dir(&staging)
+        .expect("staging exists")
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .expect("a WAV in staging");
+    assert_eq!(wav_frames(wav.to_str().unwrap()), (96_000, 1, 96_000));
+}

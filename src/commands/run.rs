@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{fail, load};
 use crate::ExitStatus;
-use crate::cli::{BuildArgs, RunArgs};
+use crate::cli::{BuildArgs, MicrophoneOverride, RunArgs};
 use crate::runtime::memory::MemoryBroker;
 use crate::runtime::worker::{self, Connector};
 use crate::runtime::{self as rt, beat, config, tasks::Registry};
+use crate::spec;
 
 /// Runs the program in the foreground.
 pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
@@ -32,6 +33,26 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
     let (_home, program) = match load(home_flag) {
         Ok(p) => p,
         Err(s) => return s,
+    };
+    let program = match args.microphone {
+        Some(MicrophoneOverride::Synthetic) => {
+            let mut p = (*program).clone();
+            for mic in &mut p.microphones {
+                let nyquist = mic.samplerate_hz / 2;
+                mic.source = spec::Source::Synthetic {
+                    signal: spec::Signal::Sweep {
+                        from_hz: 80_000.min(nyquist * 4 / 5),
+                        to_hz: 40_000.min(nyquist * 2 / 5),
+                        length_ms: 5,
+                        every_ms: 100,
+                        amplitude: 0.5,
+                    },
+                };
+                tracing::info!(microphone = %mic.name, "replaced by a synthetic sweep source");
+            }
+            Arc::new(p)
+        }
+        None => program,
     };
     let connector = match args.broker.as_deref() {
         Some("memory") => Connector::Memory(MemoryBroker::default()),
