@@ -178,6 +178,7 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut backoff = Duration::from_millis(100);
     let tag = format!("acoupi-{}-{}", shared.worker.name, std::process::id());
+    let inline = shared.worker.concurrency <= 1;
     while !shutdown.is_cancelled() {
         let Some(broker) = connector.connect(&shutdown).await else {
             break;
@@ -213,6 +214,9 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
                 biased;
                 _ = shutdown.cancelled() => break,
                 d = rx.recv() => match d {
+                    // One task at a time: run it right here, saving a spawn and a
+                    // scheduling round per task (shutdown waits for it either way).
+                    Some(d) if inline => handle(&shared, &broker, d).await,
                     Some(d) => {
                         let shared = Arc::clone(&shared);
                         let broker = broker.clone();
