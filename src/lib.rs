@@ -18,6 +18,7 @@ pub mod compile;
 pub mod diagnostic;
 pub mod emit;
 pub mod home;
+pub mod lifecycle;
 pub mod manifest;
 pub mod model;
 pub mod plan;

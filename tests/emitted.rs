@@ -139,6 +139,96 @@ fn units_pass_systemd_analyze_verify() {
     }
 }
 
+/// The `systemd-analyze security --user --offline=true` exposure of each service unit of
+/// `home`: unit name and score (0 safe to 10 exposed).
+fn exposure(home: &Utf8Path) -> Vec<(String, f64)> {
+    require("systemd-analyze");
+    let runtime = tempfile::tempdir().expect("runtime dir");
+    let mut out = Vec::new();
+    for unit in files_in(&home.join("units")) {
+        if unit.extension() != Some("service") {
+            continue;
+        }
+        let run = Command::new("systemd-analyze")
+            .args(["security", "--user", "--offline=true", "--no-pager"])
+            .arg(&unit)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("HOME", home.as_str())
+            .output()
+            .expect("systemd-analyze runs");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("Overall exposure level for"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{unit}: no exposure level in\n{stdout}{}",
+                    String::from_utf8_lossy(&run.stderr)
+                )
+            });
+        let score: f64 = line
+            .rsplit(": ")
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{unit}: cannot read the score in {line:?}"));
+        out.push((unit.file_name().expect("name").to_owned(), score));
+    }
+    out
+}
+
+#[test]
+fn units_score_ok_in_systemd_analyze_security() {
+    // The examples' storage paths (outside the home, /run/shm staging) and a home under
+    // /tmp, which turns PrivateTmp= off.
+    for example in ["default", "connected", "detection", "quickstart"] {
+        let (_d, dir) = tempdir();
+        let home = dir.join("home");
+        let text = std::fs::read_to_string(format!("examples/{example}.kdl")).expect("example");
+        build(&text, &home, "/usr/local/bin/acoupi".into());
+        let scores = exposure(&home);
+        assert!(!scores.is_empty());
+        for (unit, score) in scores {
+            println!("{example}: {unit} exposure {score}");
+            assert!(
+                score <= 3.0,
+                "{example}: {unit} scores {score}, above 3.0 (\"OK\")"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_recording_unit_keeps_the_sound_devices_and_the_others_do_not() {
+    let (_d, dir) = tempdir();
+    let home = dir.join("home");
+    let text = std::fs::read_to_string("examples/detection.kdl").expect("example");
+    build(&text, &home, "/usr/local/bin/acoupi".into());
+    let unit = |name: &str| std::fs::read_to_string(home.join("units").join(name)).expect("unit");
+    let recording = unit("acoupi-worker-recording.service");
+    assert!(
+        recording.contains("\nDeviceAllow=char-alsa rw\n"),
+        "{recording}"
+    );
+    assert!(!recording.contains("PrivateDevices=yes"), "{recording}");
+    for other in ["acoupi-worker-detection.service", "acoupi-beat.service"] {
+        let text = unit(other);
+        assert!(text.contains("\nPrivateDevices=yes\n"), "{other}: {text}");
+        assert!(!text.contains("char-alsa"), "{other}: {text}");
+    }
+    // Exactly the home and the storage directories are writable; they exist before the
+    // sandbox is set up.
+    let rw = format!(
+        "\nReadWritePaths=\"{home}\" \"/run/shm/acoupi\" \"/home/pi/storage/recordings\" \"/home/pi/storage\"\n"
+    );
+    assert!(recording.contains(&rw), "{recording}");
+    assert!(recording.contains(
+        "\nExecStartPre=+/bin/mkdir -p -- \"/run/shm/acoupi\" \"/home/pi/storage/recordings\" \"/home/pi/storage\"\n"
+    ), "{recording}");
+    // A home under /tmp: a private /tmp would hide it.
+    assert!(recording.contains("\nPrivateTmp=no\n"), "{recording}");
+}
+
 #[test]
 fn hostile_strings_stay_literal() {
     let (_d, dir) = tempdir();
@@ -190,15 +280,15 @@ fn hostile_strings_stay_literal() {
         assert!(ok.success());
     }
     let expected = |action: &str| {
-        [
-            "--user",
-            action,
-            "acoupi-worker-recording.service",
-            "acoupi-worker-detection.service",
-            "acoupi-worker-default.service",
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut argv = vec!["--user".to_owned()];
+        if action != "stop" {
+            argv.push("--no-block".to_owned());
+        }
+        argv.push(action.to_owned());
+        for w in ["recording", "detection", "default"] {
+            argv.push(format!("acoupi-worker-{w}.service"));
+        }
+        argv
     };
     assert_eq!(
         calls(&sysctl_log),
@@ -228,6 +318,9 @@ fn hostile_strings_stay_literal() {
     );
     assert!(unit.contains("100%% \\\\ end\\nsecond line"), "{unit}");
     verify_units(&home);
+    for (unit, score) in exposure(&home) {
+        assert!(score <= 3.0, "{unit} scores {score}");
+    }
 
     // Nothing was executed along the way.
     for d in [&dir, &work, &home] {

@@ -1,8 +1,115 @@
-//! `acoupi deploy` (being written).
+//! `acoupi deploy`: install and start the built home's systemd user units.
+//!
+//! Refuses (exit 1, nothing changed) a home that does not match its `build.lock`, one built by
+//! another acoupi, a program on the in-process broker, and a deployment already running.
+//! Then links the units into the user unit directory, reloads systemd, enables and starts
+//! `acoupi.target`, waits up to `ACOUPI_DEPLOY_SETTLE_SECS` (default 10) seconds for the
+//! units to come up, and writes `config/deployment.json`; a failing step undoes the ones
+//! before it (exit 1). A worker still waiting for its broker is not a failure. Finally it
+//! says whether lingering is on, without which the units stop at logout.
+
+use camino::Utf8Path;
+
 use crate::ExitStatus;
 use crate::cli::DeployArgs;
-use camino::Utf8Path;
-/// Deploys.
-pub fn run(_args: &DeployArgs, _home: Option<&Utf8Path>) -> ExitStatus {
-    super::fail("`acoupi deploy` is not implemented yet")
+use crate::home;
+use crate::lifecycle::deploy::{DeployOptions, POLL, Target, deploy, settle_time};
+use crate::lifecycle::systemd::Systemctl;
+use crate::lifecycle::{refuse, unit_dir};
+use crate::runtime::config as runtime_config;
+
+/// Deploys the home.
+pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
+    let home = match home::resolve(home_flag) {
+        Ok(h) => h,
+        Err(e) => return refuse(e),
+    };
+    if let Err(e) = check_args(args) {
+        return refuse(e);
+    }
+    let program = match runtime_config::load_program(&home) {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    let dir = match unit_dir::user_unit_dir() {
+        Ok(d) => d,
+        Err(e) => return refuse(e),
+    };
+    let manager = Systemctl::from_env();
+    let target = Target {
+        home: &home,
+        program: &program,
+        unit_dir: &dir,
+        manager: &manager,
+    };
+    let options = DeployOptions {
+        name: args.name.clone(),
+        location: args.latitude.zip(args.longitude),
+        settle: settle_time(),
+        poll: POLL,
+    };
+    let deployed = match deploy(&target, &options) {
+        Ok(d) => d,
+        Err(e) => return refuse(e),
+    };
+    let d = &deployed.deployment;
+    println!(
+        "deployed `{}` from `{home}` (deployment {}, started {})",
+        d.name, d.id, d.started_on
+    );
+    let location = match (d.latitude, d.longitude) {
+        (Some(lat), Some(lon)) => format!("{lat}, {lon}"),
+        _ => "unknown".to_owned(),
+    };
+    println!("location: {location}");
+    println!(
+        "units linked into `{dir}`; `{}` enabled and started",
+        crate::plan::TARGET_UNIT
+    );
+    for (unit, state) in &deployed.units {
+        let note = if state.is_up() {
+            "running".to_owned()
+        } else {
+            format!(
+                "{}/{}: still starting (a worker waits until its broker answers; see `acoupi status`)",
+                state.active_state, state.sub_state
+            )
+        };
+        println!("  {unit:<40} {note}");
+    }
+    match &deployed.linger {
+        Ok(true) => println!("lingering is on for `{}`", deployed.user),
+        Ok(false) => eprintln!(
+            "warning: lingering is off for `{u}`: the units stop when {u} logs out and do not start at boot; turn it on with `sudo loginctl enable-linger {u}`",
+            u = deployed.user
+        ),
+        Err(e) => eprintln!(
+            "warning: could not tell whether lingering is on for `{}` ({e}); without it the units stop at logout",
+            deployed.user
+        ),
+    }
+    ExitStatus::Success
+}
+
+/// Checks the flags before anything is touched.
+fn check_args(args: &DeployArgs) -> Result<(), String> {
+    if let Some(name) = &args.name
+        && (name.trim().is_empty() || name.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "`--name {}`: a deployment name must be non-empty text on one line",
+            name.escape_debug()
+        ));
+    }
+    if let Some(lat) = args.latitude
+        && !(-90.0..=90.0).contains(&lat)
+    {
+        return Err(format!("`--latitude {lat}` is not between -90 and 90"));
+    }
+    if let Some(lon) = args.longitude
+        && !(-180.0..=180.0).contains(&lon)
+    {
+        return Err(format!("`--longitude {lon}` is not between -180 and 180"));
+    }
+    Ok(())
 }

@@ -82,6 +82,24 @@ pub struct UnitView {
     pub secrets_file: String,
     /// `TimeoutStopSec=` in seconds: long enough to drain the longest task.
     pub stop_timeout_s: u64,
+    /// `ReadWritePaths=`: the home, then the storage directories (staging, recordings and the
+    /// directories holding the metadata and message databases), without repeats. Everything
+    /// else is read-only to the unit.
+    pub read_write_paths: Vec<String>,
+    /// The storage directories (staging, recordings, the databases' directories), created
+    /// outside the sandbox before the unit starts so that `ReadWritePaths=` can name them.
+    pub storage_dirs: Vec<String>,
+    /// Whether the unit records from an audio input device: it keeps the host's `/dev` (ALSA
+    /// device nodes) instead of `PrivateDevices=`, and may open netlink sockets.
+    pub audio_device: bool,
+    /// Whether the unit runs external detector commands, whose interpreters may need
+    /// writable-executable memory (JITs) and the `@resources` system calls (thread affinity,
+    /// nice): the unit does without `MemoryDenyWriteExecute=` and that filter.
+    pub external_commands: bool,
+    /// `PrivateTmp=`: off when a read-write path, the acoupi binary, a secret file, a detector
+    /// program or a replayed WAV file lies under `/tmp` or `/var/tmp`, which a private `/tmp`
+    /// would hide (and other units could not share).
+    pub private_tmp: bool,
 }
 
 /// The target unit.
@@ -144,17 +162,38 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
     let launcher = home.join("bin/acoupi").into_string();
     let env_file = home.join("config/env").into_string();
     let secrets_file = home.join("config/secrets.env").into_string();
-    let unit =
-        |file: String, description: String, args: Vec<String>, stop_timeout_s: u64| UnitView {
-            file,
-            description,
-            args,
-            launcher: launcher.clone(),
-            home: home.to_string(),
-            env_file: env_file.clone(),
-            secrets_file: secrets_file.clone(),
-            stop_timeout_s,
-        };
+    let storage_dirs = storage_dirs(&program.paths);
+    let mut read_write_paths = vec![home.to_string()];
+    for dir in &storage_dirs {
+        if !read_write_paths.contains(dir) {
+            read_write_paths.push(dir.clone());
+        }
+    }
+    let private_tmp = !read_write_paths
+        .iter()
+        .map(camino::Utf8Path::new)
+        .chain(read_paths(&program, &ctx.exe))
+        .any(|p| p.starts_with("/tmp") || p.starts_with("/var/tmp"));
+    let unit = |file: String,
+                description: String,
+                args: Vec<String>,
+                stop_timeout_s: u64,
+                audio_device: bool,
+                external_commands: bool| UnitView {
+        file,
+        description,
+        args,
+        launcher: launcher.clone(),
+        home: home.to_string(),
+        env_file: env_file.clone(),
+        secrets_file: secrets_file.clone(),
+        stop_timeout_s,
+        read_write_paths: read_write_paths.clone(),
+        storage_dirs: storage_dirs.clone(),
+        audio_device,
+        external_commands,
+        private_tmp,
+    };
     let mut units: Vec<UnitView> = program
         .workers
         .iter()
@@ -165,6 +204,8 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
                 format!("acoupi worker {} of {}", w.name, program.name),
                 vec!["worker".into(), w.name.clone()],
                 drain + 15,
+                records_from_device(&program, w),
+                runs_commands(&program, w),
             )
         })
         .collect();
@@ -173,6 +214,8 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
         format!("acoupi beat of {}", program.name),
         vec!["beat".into()],
         15,
+        false,
+        false,
     ));
     let scripts = ScriptsView {
         exe: ctx.exe.to_string(),
@@ -207,6 +250,94 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
         units,
         target,
     }
+}
+
+/// The directories the runtime writes to besides the home: staging, recordings and the
+/// directories of the two databases, without repeats.
+fn storage_dirs(paths: &spec::Paths) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let dirs = [
+        Some(paths.staging.as_path()),
+        Some(paths.recordings.as_path()),
+        paths.metadata.parent(),
+        paths.messages.parent(),
+    ];
+    for dir in dirs.into_iter().flatten() {
+        let dir = dir.to_string();
+        if !dir.is_empty() && !out.contains(&dir) {
+            out.push(dir);
+        }
+    }
+    out
+}
+
+/// The files the units read besides the home: the acoupi binary, secret files, detector
+/// programs and replayed WAV files.
+fn read_paths<'a>(
+    program: &'a Program,
+    exe: &'a camino::Utf8Path,
+) -> impl Iterator<Item = &'a camino::Utf8Path> {
+    let secret = |s: Option<&'a spec::Secret>| match s {
+        Some(spec::Secret::File(p)) => Some(p.as_path()),
+        _ => None,
+    };
+    let mut out = vec![exe];
+    if let spec::Broker::Amqp {
+        username, password, ..
+    } = &program.broker
+    {
+        out.extend(secret(username.as_ref()));
+        out.extend(secret(password.as_ref()));
+    }
+    if let Some(m) = &program.messaging {
+        if let Some(mqtt) = &m.mqtt {
+            out.extend(secret(mqtt.username.as_ref()));
+            out.extend(secret(mqtt.password.as_ref()));
+        }
+        if let Some(http) = &m.http {
+            out.extend(http.headers.iter().filter_map(|h| secret(Some(&h.value))));
+        }
+    }
+    for d in &program.detectors {
+        if let spec::DetectorKind::Command { argv, .. } = &d.kind
+            && let Some(cmd) = argv.first()
+        {
+            out.push(camino::Utf8Path::new(cmd));
+        }
+    }
+    for m in &program.microphones {
+        if let spec::Source::File { path, .. } = &m.source {
+            out.push(path.as_path());
+        }
+    }
+    out.into_iter()
+}
+
+/// Whether `worker` consumes the queue of a task named `name`.
+fn consumes_task(program: &Program, worker: &spec::Worker, name: &str) -> bool {
+    program
+        .tasks
+        .iter()
+        .any(|t| t.name == name && worker.queues.contains(&t.queue))
+}
+
+/// Whether `worker` runs the `record` task with a microphone that is an audio device.
+fn records_from_device(program: &Program, worker: &spec::Worker) -> bool {
+    let device = program
+        .microphones
+        .iter()
+        .find(|m| m.name == program.recording.microphone)
+        .is_some_and(|m| matches!(m.source, spec::Source::Device { .. }));
+    device && consumes_task(program, worker, "record")
+}
+
+/// Whether `worker` runs the `detect` task with at least one external detector command.
+fn runs_commands(program: &Program, worker: &spec::Worker) -> bool {
+    let commands = program
+        .detectors
+        .iter()
+        .any(|d| matches!(d.kind, spec::DetectorKind::Command { .. }));
+    commands && consumes_task(program, worker, "detect")
 }
 
 /// The longest hard time limit among the tasks a worker consumes, in whole seconds.
