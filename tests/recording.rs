@@ -73,6 +73,20 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
         })
         .count();
     assert_eq!(wavs, 1);
+    // The heartbeat reports the tally: one file, no samples lost.
+    let heartbeat = Registry::builtin()
+        .get("heartbeat")
+        .expect("heartbeat handler");
+    let ctx = TaskContext {
+        program: Arc::clone(&program),
+        task_id: "hb".into(),
+        retries: 0,
+        worker: "test".into(),
+    };
+    let beat = heartbeat(ctx, vec![], Map::new()).await.expect("heartbeat");
+    assert_eq!(beat["recording"]["files"], 1);
+    assert_eq!(beat["recording"]["overruns"], 0);
+    assert_eq!(beat["recording"]["last_file"], first["path"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,10 @@ async fn hand_on(
         }
     };
     tracing::info!(path = %rec.path, overruns = rec.overruns, "recorded");
+    if rec.overruns > 0 {
+        tracing::warn!(overruns = rec.overruns, path = %rec.path, "samples were lost: the recorder fell behind the device");
+    }
+    super::tasks::record::tally(&program.paths.state, rec);
     for f in &task.follow_ups {
         let sig = signature(program, f, 1);
         let mut msg = TaskMessage::new(f.clone(), vec![value.clone()], serde_json::Map::new());

@@ -1,5 +1,6 @@
-//! `heartbeat`: says the program is alive. For now it logs and returns the heartbeat, which
-//! the messaging issue turns into a message in the outbox.
+//! `heartbeat`: says the program is alive, with the recording tally (files written, samples
+//! lost to overruns, the last file). For now it logs and returns the heartbeat, which the
+//! messaging issue turns into a message in the outbox.
 
 use serde_json::{Map, Value as Json, json};
 
@@ -8,11 +9,18 @@ use super::{TaskContext, TaskFuture};
 pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
     Box::pin(async move {
         let now = jiff::Timestamp::now();
-        tracing::info!(program = %ctx.program.name, worker = %ctx.worker, "heartbeat");
+        // What the recording worker tallied: files, overruns (samples lost), the last file.
+        let recording: Json =
+            std::fs::read_to_string(ctx.program.paths.state.join(super::record::TALLY))
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or(Json::Null);
+        tracing::info!(program = %ctx.program.name, worker = %ctx.worker, %recording, "heartbeat");
         Ok(json!({
             "program": ctx.program.name,
             "timestamp": now.to_string(),
             "worker": ctx.worker,
+            "recording": recording,
         }))
     })
 }

@@ -64,6 +64,7 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
         .await
         .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
         tracing::info!(path = %recorded.path, duration_s = recorded.duration_s, "recorded");
+        tally(&ctx.program.paths.state, &recorded);
         let value =
             serde_json::to_value(&recorded).map_err(|e| TaskError::Permanent(e.to_string()))?;
         if let Err(e) = std::fs::create_dir_all(&done_dir)
@@ -73,4 +74,35 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
         }
         Ok(value)
     })
+}
+
+/// File in `state/` where recordings are tallied for heartbeats: files, overruns, the last one.
+pub(crate) const TALLY: &str = "recording.json";
+
+/// Adds `rec` to the recording tally (best effort: a heartbeat detail, never a failure).
+pub(crate) fn tally(state: &camino::Utf8Path, rec: &Recorded) {
+    let path = state.join(TALLY);
+    let mut t: Json = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_else(|| serde_json::json!({"files": 0, "overruns": 0}));
+    let add = |t: &mut Json, k: &str, n: u64| {
+        let v = t
+            .get(k)
+            .and_then(Json::as_u64)
+            .unwrap_or(0)
+            .saturating_add(n);
+        t[k] = Json::from(v);
+    };
+    add(&mut t, "files", 1);
+    add(&mut t, "overruns", rec.overruns);
+    t["last_file"] = Json::from(rec.path.as_str());
+    t["last_start"] = Json::from(rec.start.to_string());
+    let tmp = state.join(format!(".{TALLY}.tmp"));
+    let written = std::fs::create_dir_all(state)
+        .and_then(|()| std::fs::write(&tmp, t.to_string()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not update the recording tally");
+    }
 }
