@@ -87,6 +87,11 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
     assert_eq!(beat["recording"]["files"], 1);
     assert_eq!(beat["recording"]["overruns"], 0);
     assert_eq!(beat["recording"]["last_file"], first["path"]);
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(program.paths.state.join("heartbeat.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["timestamp"], beat["timestamp"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
