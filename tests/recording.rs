@@ -172,8 +172,7 @@ async fn continuous_recording_hands_each_file_on_without_gaps() {
 
 #[test]
 fn run_with_a_synthetic_microphone_records_on_a_machine_without_the_device() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let (_d, dir) = common::tempdir();
     let manifest = common::write(
         &dir,
@@ -181,40 +180,19 @@ fn run_with_a_synthetic_microphone_records_on_a_machine_without_the_device() {
         "program \"p\"\nmicrophone \"usb\" { device \"NoSuchMic 9000\"; samplerate \"96kHz\" }\nrecording { duration \"1s\"; interval \"2s\" }\n",
     );
     let home = dir.join("home");
-    let mut child = common::acoupi()
-        .args([
-            "--home",
-            home.as_str(),
-            "run",
-            manifest.as_str(),
-            "--broker",
-            "memory",
-            "--microphone",
-            "synthetic",
-        ])
-        .env("ACOUPI_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("acoupi run starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
+    let (mut child, rx) = common::spawn_logged(&[
+        "--home",
+        home.as_str(),
+        "run",
+        manifest.as_str(),
+        "--broker",
+        "memory",
+        "--microphone",
+        "synthetic",
+    ]);
+    let seen = common::wait_for_lines(&rx, "a recording", |l| {
+        l.iter().any(|l| l.contains("recorded"))
     });
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !seen.iter().any(|l: &String| l.contains("recorded")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("nothing was recorded: {seen:#?}"),
-        }
-    }
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

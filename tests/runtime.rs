@@ -636,44 +636,17 @@ async fn beat_skips_a_recording_slot_while_the_previous_is_queued() {
 fn run_in_the_foreground_with_in_process_queues_and_stop_on_ctrl_c() {
     let (_d, dir) = common::tempdir();
     let home = dir.join("home");
-    let mut child = common::acoupi()
-        .args([
-            "--home",
-            home.as_str(),
-            "run",
-            "examples/quickstart.kdl",
-            "--broker",
-            "memory",
-        ])
-        .env("ACOUPI_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("acoupi run starts");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
+    let (mut child, rx) = common::spawn_logged(&[
+        "--home",
+        home.as_str(),
+        "run",
+        "examples/quickstart.kdl",
+        "--broker",
+        "memory",
+    ]);
+    let seen = common::wait_for_lines(&rx, "the workers to consume", |l| {
+        l.iter().filter(|l| l.contains("consuming")).count() >= 3
     });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen
-        .iter()
-        .filter(|l: &&String| l.contains("consuming"))
-        .count()
-        < 3
-    {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("workers never started consuming: {seen:#?}"),
-        }
-    }
     assert!(
         home.join("config/program.json").exists(),
         "run did not build the home first"

@@ -72,6 +72,26 @@ pub(crate) fn prop<'a>(node: &'a KdlNode, key: &str) -> Option<&'a KdlEntry> {
         .find(|e| e.name().is_some_and(|n| n.value() == key))
 }
 
+/// The property `key`, which `node` must have: absent, it is a `manifest::missing_property`
+/// whose help shows `example`.
+pub(crate) fn required<'a>(
+    node: &'a KdlNode,
+    key: &str,
+    example: &str,
+    diags: &mut Diagnostics,
+) -> Option<&'a KdlEntry> {
+    let entry = prop(node, key);
+    if entry.is_none() {
+        diags.push(Issue::MissingProperty {
+            node: name(node).to_owned(),
+            name: key.to_owned(),
+            span: after_name(node),
+            help: Some(format!("for example: {example}")),
+        });
+    }
+    entry
+}
+
 /// Checks arguments, properties and the children block against `shape`; reports unknown and
 /// duplicate properties, extra or missing arguments and unexpected children.
 pub(crate) fn check_shape(node: &KdlNode, shape: &Shape, diags: &mut Diagnostics) {

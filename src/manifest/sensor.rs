@@ -258,16 +258,8 @@ pub(super) fn window(
         diags,
     );
     let time = |k: &str, diags: &mut Diagnostics| {
-        let entry = prop(node, k);
-        if entry.is_none() {
-            diags.push(crate::diagnostic::Issue::MissingProperty {
-                node: name(node).to_owned(),
-                name: k.to_owned(),
-                span: reader::after_name(node),
-                help: Some(format!("for example: {example}")),
-            });
-        }
-        entry.and_then(|e| reader::time_of_day(e, &format!("the window `{k}` time"), diags))
+        reader::required(node, k, example, diags)
+            .and_then(|e| reader::time_of_day(e, &format!("the window `{k}` time"), diags))
     };
     WindowNode {
         span: node.span(),
@@ -425,19 +417,9 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
                     },
                     diags,
                 );
-                let edge = |key: &str, what: &str, diags: &mut Diagnostics| match prop(child, key) {
-                    Some(e) => reader::frequency(e, what, diags),
-                    None => {
-                        diags.push(crate::diagnostic::Issue::MissingProperty {
-                            node: "band".into(),
-                            name: key.into(),
-                            span: reader::after_name(child),
-                            help: Some(
-                                "give both edges: band low=\"20kHz\" high=\"120kHz\"".into(),
-                            ),
-                        });
-                        None
-                    }
+                let edge = |key: &str, what: &str, diags: &mut Diagnostics| {
+                    reader::required(child, key, "band low=\"20kHz\" high=\"120kHz\"", diags)
+                        .and_then(|e| reader::frequency(e, what, diags))
                 };
                 out.band = Some(BandNode {
                     span: child.span(),

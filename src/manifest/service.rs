@@ -182,18 +182,8 @@ pub(super) fn messaging(node: &KdlNode, diags: &mut Diagnostics) -> MessagingNod
                     },
                     diags,
                 );
-                out.heartbeat = match prop(child, "every") {
-                    Some(e) => reader::duration(e, "the heartbeat interval", diags),
-                    None => {
-                        diags.push(Issue::MissingProperty {
-                            node: "heartbeat".into(),
-                            name: "every".into(),
-                            span: reader::after_name(child),
-                            help: Some("for example: heartbeat every=\"1h\"".into()),
-                        });
-                        None
-                    }
-                };
+                out.heartbeat = reader::required(child, "every", "heartbeat every=\"1h\"", diags)
+                    .and_then(|e| reader::duration(e, "the heartbeat interval", diags));
             }
             _ => out.messages.push(message(child, diags)),
         }
@@ -214,18 +204,8 @@ fn mqtt(node: &KdlNode, diags: &mut Diagnostics) -> MqttNode {
         },
         diags,
     );
-    let host = match prop(node, "host") {
-        Some(e) => reader::string(e, "the MQTT host", diags),
-        None => {
-            diags.push(Issue::MissingProperty {
-                node: "mqtt".into(),
-                name: "host".into(),
-                span: reader::after_name(node),
-                help: Some("for example: mqtt host=\"broker.example.org\"".into()),
-            });
-            None
-        }
-    };
+    let host = reader::required(node, "host", "mqtt host=\"broker.example.org\"", diags)
+        .and_then(|e| reader::string(e, "the MQTT host", diags));
     let mut out = MqttNode {
         span: node.span(),
         host,
@@ -276,18 +256,13 @@ fn http(node: &KdlNode, diags: &mut Diagnostics) -> HttpNode {
         },
         diags,
     );
-    let url = match prop(node, "url") {
-        Some(e) => reader::string(e, "the HTTP URL", diags),
-        None => {
-            diags.push(Issue::MissingProperty {
-                node: "http".into(),
-                name: "url".into(),
-                span: reader::after_name(node),
-                help: Some("for example: http url=\"https://example.org/api/messages\"".into()),
-            });
-            None
-        }
-    };
+    let url = reader::required(
+        node,
+        "url",
+        "http url=\"https://example.org/api/messages\"",
+        diags,
+    )
+    .and_then(|e| reader::string(e, "the HTTP URL", diags));
     let mut out = HttpNode {
         span: node.span(),
         url,
@@ -365,18 +340,8 @@ pub(super) fn summary(node: &KdlNode, diags: &mut Diagnostics) -> SummaryNode {
         },
         diags,
     );
-    let every = match prop(node, "every") {
-        Some(e) => reader::duration(e, "the summary interval", diags),
-        None => {
-            diags.push(Issue::MissingProperty {
-                node: "summary".into(),
-                name: "every".into(),
-                span: reader::after_name(node),
-                help: Some("for example: summary every=\"1h\" { statistics }".into()),
-            });
-            None
-        }
-    };
+    let every = reader::required(node, "every", "summary every=\"1h\" { statistics }", diags)
+        .and_then(|e| reader::duration(e, "the summary interval", diags));
     let mut out = SummaryNode {
         span: node.span(),
         every,

@@ -87,3 +87,46 @@ pub(crate) fn snapshot_dir(root: &Path) -> std::collections::BTreeMap<String, (V
     }
     out
 }
+
+/// Starts `acoupi ARGS…` logging at info, with stderr piped; returns the child and its stderr
+/// lines as they come.
+pub(crate) fn spawn_logged(
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = acoupi()
+        .args(args)
+        .env("ACOUPI_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("acoupi starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Collects lines from `rx` until `done` holds for them; panics with the lines after 30 s.
+pub(crate) fn wait_for_lines(
+    rx: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("timed out waiting for {what}: {seen:#?}"),
+        }
+    }
+    seen
+}
