@@ -19,7 +19,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use super::broker::{Acker, BrokerError, Delivery, Result};
+use super::broker::{Acker, BrokerError, Deliveries, Delivery, Result};
 use super::message::Envelope;
 
 fn err(what: &str, e: impl std::fmt::Display) -> BrokerError {
@@ -38,6 +38,33 @@ pub struct AmqpBroker {
 impl std::fmt::Debug for AmqpBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpBroker").finish_non_exhaustive()
+    }
+}
+
+/// The deliveries of one RabbitMQ consumer, read directly from lapin.
+pub struct AmqpDeliveries {
+    consumer: lapin::Consumer,
+    queue: String,
+}
+
+impl std::fmt::Debug for AmqpDeliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpDeliveries")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpDeliveries {
+    /// The next delivery; `None` once the consumer is cancelled or the channel failed.
+    pub(super) async fn next(&mut self) -> Option<Delivery> {
+        let d = self.consumer.next().await?.ok()?;
+        Some(Delivery {
+            queue: self.queue.clone(),
+            envelope: envelope_of(&d.properties, d.data),
+            redelivered: d.redelivered,
+            acker: Acker::Amqp(AmqpAcker(d.acker)),
+        })
     }
 }
 
@@ -141,7 +168,7 @@ impl AmqpBroker {
         queues: &[String],
         prefetch: u16,
         tag: &str,
-    ) -> Result<mpsc::Receiver<Delivery>> {
+    ) -> Result<Deliveries> {
         self.consumer
             .basic_qos(prefetch.max(1), BasicQosOptions::default())
             .await
@@ -149,7 +176,7 @@ impl AmqpBroker {
         let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)) * queues.len().max(1));
         for queue in queues {
             let consumer_tag = format!("{tag}.{queue}");
-            let mut consumer = self
+            let consumer = self
                 .consumer
                 .basic_consume(
                     queue.as_str().into(),
@@ -163,27 +190,27 @@ impl AmqpBroker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(consumer_tag);
+            if queues.len() == 1 {
+                // One queue: the worker reads the consumer itself, with no forwarding task
+                // (one task wake-up less per delivery).
+                return Ok(Deliveries::Amqp(AmqpDeliveries {
+                    consumer,
+                    queue: queue.clone(),
+                }));
+            }
             let tx = tx.clone();
             let queue = queue.clone();
             tokio::spawn(async move {
-                while let Some(item) = consumer.next().await {
-                    let Ok(d) = item else {
-                        // The channel or connection failed: dropping `tx` tells the worker.
-                        return;
-                    };
-                    let delivery = Delivery {
-                        queue: queue.clone(),
-                        envelope: envelope_of(&d.properties, d.data),
-                        redelivered: d.redelivered,
-                        acker: Acker::Amqp(AmqpAcker(d.acker)),
-                    };
+                let mut direct = AmqpDeliveries { consumer, queue };
+                while let Some(delivery) = direct.next().await {
                     if tx.send(delivery).await.is_err() {
                         return;
                     }
                 }
+                // The channel or connection failed: dropping `tx` tells the worker.
             });
         }
-        Ok(rx)
+        Ok(Deliveries::Channel(rx))
     }
 
     pub(super) async fn cancel(&self) {

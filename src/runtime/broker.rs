@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::amqp::{AmqpAcker, AmqpBroker};
+use super::amqp::{AmqpAcker, AmqpBroker, AmqpDeliveries};
 use super::memory::{MemoryAcker, MemoryBroker};
 use super::message::Envelope;
 
@@ -64,6 +64,41 @@ impl Acker {
                 Ok(())
             }
         }
+    }
+}
+
+/// The deliveries of a consumer.
+#[derive(Debug)]
+pub enum Deliveries {
+    /// Forwarded onto a channel (in-process queues, several RabbitMQ queues).
+    Channel(mpsc::Receiver<Delivery>),
+    /// Read straight from one RabbitMQ consumer.
+    Amqp(AmqpDeliveries),
+}
+
+impl Deliveries {
+    /// The next delivery; `None` when the transport failed or consuming was cancelled.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        match self {
+            Deliveries::Channel(rx) => rx.recv().await,
+            Deliveries::Amqp(d) => d.next().await,
+        }
+    }
+
+    /// Deliveries already received but not handed out (after [`Broker::cancel`]), to give
+    /// back to the queue; waits at most `limit`.
+    pub async fn leftovers(&mut self, limit: Duration) -> Vec<Delivery> {
+        if let Deliveries::Channel(rx) = self {
+            rx.close();
+        }
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(limit, async {
+            while let Some(d) = self.recv().await {
+                out.push(d);
+            }
+        })
+        .await;
+        out
     }
 }
 
@@ -127,15 +162,10 @@ impl Broker {
     /// Starts consuming `queues` with at most `prefetch` unacknowledged deliveries per queue;
     /// deliveries arrive on the returned channel, which closes when the transport fails or
     /// [`Broker::cancel`] is called.
-    pub async fn consume(
-        &self,
-        queues: &[String],
-        prefetch: u16,
-        tag: &str,
-    ) -> Result<mpsc::Receiver<Delivery>> {
+    pub async fn consume(&self, queues: &[String], prefetch: u16, tag: &str) -> Result<Deliveries> {
         match self {
             Broker::Amqp(b) => b.consume(queues, prefetch, tag).await,
-            Broker::Memory(b) => Ok(b.consume(queues, prefetch)),
+            Broker::Memory(b) => Ok(Deliveries::Channel(b.consume(queues, prefetch))),
         }
     }
 

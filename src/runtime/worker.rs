@@ -233,8 +233,7 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
         if shutdown.is_cancelled() {
             broker.cancel().await;
             // Deliveries prefetched but not started go back to the queue.
-            rx.close();
-            while let Some(d) = rx.recv().await {
+            for d in rx.leftovers(Duration::from_secs(1)).await {
                 let _ = d.acker.requeue().await;
             }
             drain(&mut in_flight, shared.options.grace).await;
