@@ -23,13 +23,17 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Logs to stderr with tracing; the level comes from `ACOUPI_LOG` (or `RUST_LOG`), default
-/// `info`.
+/// `info`; colour only on a terminal and without `NO_COLOR`.
 pub fn init_logging() {
     let filter = std::env::var("ACOUPI_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
