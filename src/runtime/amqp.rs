@@ -224,30 +224,24 @@ impl AmqpBroker {
         }
     }
 
-    pub(super) async fn depth(&self, queue: &str) -> Result<u32> {
-        let q = self
-            .publisher
+    /// A passive declare: the queue's counts (closes the channel when the queue is absent).
+    async fn inspect(&self, queue: &str) -> Result<lapin::Queue> {
+        self.publisher
             .queue_declare(
                 queue.into(),
                 QueueDeclareOptions::durable().passive(),
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| err(&format!("inspect queue `{queue}`"), e))?;
-        Ok(q.message_count())
+            .map_err(|e| err(&format!("inspect queue `{queue}`"), e))
+    }
+
+    pub(super) async fn depth(&self, queue: &str) -> Result<u32> {
+        Ok(self.inspect(queue).await?.message_count())
     }
 
     pub(super) async fn consumers(&self, queue: &str) -> Result<u32> {
-        let q = self
-            .publisher
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions::durable().passive(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| err(&format!("inspect queue `{queue}`"), e))?;
-        Ok(q.consumer_count())
+        Ok(self.inspect(queue).await?.consumer_count())
     }
 
     pub(super) async fn purge(&self, queue: &str) -> Result<u32> {
