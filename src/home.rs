@@ -92,7 +92,7 @@ const BUILD_PREFIX: &str = ".build-";
 pub fn write(tree: &OutputTree, home: &Utf8Path) -> Result<Written, Error> {
     let exists = check_target(home)?;
     private_dir(home)?;
-    for dir in ["log", "run", "state"] {
+    for dir in crate::spec::layout::RUNTIME_DIRS {
         if fs::symlink_metadata(home.join(dir)).is_err() {
             private_dir(&home.join(dir))?;
         }

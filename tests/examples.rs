@@ -61,3 +61,47 @@ fn builds_are_reproducible() {
     let b = compile::build(&source, &fixed_context("detection.kdl")).expect("builds");
     assert_eq!(a.tree, b.tree);
 }
+
+/// Every task an example compiles to is one the runtime knows: handled by the built-in
+/// registry, or a pipeline stage still to come (listed, so the list can only shrink). Together
+/// the examples emit every kind of task the compiler can emit.
+#[test]
+fn every_emitted_task_is_known_to_the_runtime() {
+    use acoupi::runtime::tasks::{NOT_YET_HANDLED, Registry};
+    use acoupi::spec::tasks::PROGRAM_TASKS;
+    let registry = Registry::builtin();
+    let mut emitted = std::collections::BTreeSet::new();
+    for name in [
+        "connected.kdl",
+        "default.kdl",
+        "detection.kdl",
+        "quickstart.kdl",
+    ] {
+        let source =
+            compile::read_source(&Utf8PathBuf::from(format!("examples/{name}"))).expect("readable");
+        let built = compile::build(&source, &fixed_context(name)).expect("builds");
+        let program: acoupi::spec::Program = serde_json::from_slice(
+            &built
+                .tree
+                .get("config/program.json")
+                .expect("program.json")
+                .contents,
+        )
+        .expect("program.json parses");
+        for task in &program.tasks {
+            let name = task.name.as_str();
+            assert!(
+                PROGRAM_TASKS.contains(&name),
+                "`{name}` is not in spec::tasks::PROGRAM_TASKS"
+            );
+            assert!(
+                registry.get(name).is_some() || NOT_YET_HANDLED.contains(&name),
+                "the compiler emits `{name}` but the runtime has no handler for it"
+            );
+            emitted.insert(task.name.clone());
+        }
+    }
+    let all: std::collections::BTreeSet<String> =
+        PROGRAM_TASKS.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(emitted, all, "some task kind is in no example");
+}

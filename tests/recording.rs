@@ -10,7 +10,7 @@ use std::time::Duration;
 use acoupi::runtime::broker::Broker;
 use acoupi::runtime::memory::MemoryBroker;
 use acoupi::runtime::message::TaskMessage;
-use acoupi::runtime::tasks::{Registry, TaskContext};
+use acoupi::runtime::tasks::{Registry, Services, TaskContext};
 use acoupi::runtime::worker::Connector;
 use acoupi::spec::Program;
 use acoupi::{compile, plan};
@@ -47,7 +47,7 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
     ));
     let handler = Registry::builtin().get("record").expect("record handler");
     let ctx = TaskContext {
-        program: Arc::clone(&program),
+        services: Services::new(Arc::clone(&program)),
         task_id: "task-1".into(),
         retries: 0,
         worker: "test".into(),
@@ -78,7 +78,7 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
         .get("heartbeat")
         .expect("heartbeat handler");
     let ctx = TaskContext {
-        program: Arc::clone(&program),
+        services: Services::new(Arc::clone(&program)),
         task_id: "hb".into(),
         retries: 0,
         worker: "test".into(),
@@ -103,7 +103,7 @@ async fn record_task_refuses_when_the_disk_is_full() {
     ));
     let handler = Registry::builtin().get("record").expect("record handler");
     let ctx = TaskContext {
-        program: Arc::clone(&program),
+        services: Services::new(Arc::clone(&program)),
         task_id: "task-2".into(),
         retries: 0,
         worker: "test".into(),
@@ -125,7 +125,7 @@ async fn continuous_recording_hands_each_file_on_without_gaps() {
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(acoupi::runtime::continuous::run(
         Connector::Memory(memory.clone()),
-        Arc::clone(&program),
+        Services::new(Arc::clone(&program)),
         shutdown.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(3_600)).await;

@@ -15,7 +15,7 @@ use acoupi::runtime::beat::{self, Fired, TimeSource};
 use acoupi::runtime::broker::{Broker, dead_letter_queue};
 use acoupi::runtime::memory::MemoryBroker;
 use acoupi::runtime::message::{Envelope, TaskMessage};
-use acoupi::runtime::tasks::{Registry, TaskContext, TaskFuture};
+use acoupi::runtime::tasks::{Registry, Services, TaskContext, TaskFuture};
 use acoupi::runtime::worker::{self, Connector, Stats};
 use acoupi::spec::{self, Program};
 use acoupi::{compile, plan};
@@ -90,7 +90,7 @@ fn spawn_worker(
     let shutdown = CancellationToken::new();
     let setup = worker::Setup {
         connector,
-        program,
+        services: Services::new(program),
         worker: def,
         registry: Arc::new(registry),
         options,
@@ -365,15 +365,6 @@ fn close_connections_named(fragment: &str) -> usize {
     closed
 }
 
-static DONE_IDS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-
-fn counting_handler(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
-    Box::pin(async move {
-        DONE_IDS.lock().unwrap().insert(ctx.task_id);
-        Ok(Json::Null)
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
     let q = unique("cut");
@@ -386,8 +377,22 @@ async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
         ids.insert(msg.id.clone());
         broker.publish(&q, &msg.encode()).await.unwrap();
     }
+    // Past a third of the tasks, runs hold until the connection is cut, so the cut lands
+    // mid-drain whatever the machine's speed.
+    let done = Arc::new(Mutex::new(BTreeSet::new()));
+    let (cut_tx, cut_rx) = tokio::sync::watch::channel(false);
     let mut registry = Registry::builtin();
-    registry.insert("count", counting_handler);
+    let seen = Arc::clone(&done);
+    registry.insert("count", move |ctx: TaskContext, _args, _kwargs| {
+        let (done, mut cut) = (Arc::clone(&seen), cut_rx.clone());
+        Box::pin(async move {
+            if done.lock().unwrap().len() >= n / 3 {
+                let _ = cut.wait_for(|c| *c).await;
+            }
+            done.lock().unwrap().insert(ctx.task_id);
+            Ok(Json::Null)
+        }) as TaskFuture
+    });
     let name = format!("acoupi-cut-worker-{q}");
     let (stats, token, handle) = spawn_worker(
         Connector::Amqp {
@@ -402,13 +407,14 @@ async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
         worker::Options::default(),
     );
     wait_for(Duration::from_secs(60), "a third of the tasks", || {
-        stats.succeeded.load(Ordering::Relaxed) > n / 3
+        stats.succeeded.load(Ordering::Relaxed) >= (n / 3) as u64
     })
     .await;
     let closed = close_connections_named(&name);
     assert_eq!(closed, 1, "expected to cut the worker's one connection");
+    cut_tx.send(true).unwrap();
     wait_for(Duration::from_secs(120), "every task after the cut", || {
-        ids.iter().all(|id| DONE_IDS.lock().unwrap().contains(id))
+        ids.iter().all(|id| done.lock().unwrap().contains(id))
     })
     .await;
     assert!(

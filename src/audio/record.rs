@@ -18,7 +18,6 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde::{Deserialize, Serialize};
 
 use crate::audio::wav::{self, FinishedFile, Guano, WavSink};
 use crate::audio::{AudioError, Format, Source};
@@ -75,34 +74,7 @@ pub fn frames_for_ms(ms: u64, samplerate: u32) -> u64 {
     u64::try_from(frames).unwrap_or(u64::MAX)
 }
 
-/// A finished recording: the result of the `record` task, the input of `detect`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recorded {
-    /// Random UUID (v4), also written to GUANO `acoupi|Id`.
-    pub id: String,
-    /// The WAV file, in the staging directory.
-    pub path: Utf8PathBuf,
-    /// Capture time of the first sample.
-    pub start: Timestamp,
-    /// Real duration: frames over the capture rate.
-    pub duration_s: f64,
-    /// The capture rate (the WAV header holds `samplerate / time_expansion`).
-    pub samplerate: u32,
-    /// Samples per frame.
-    pub channels: u16,
-    /// Frames in the file.
-    pub frames: u64,
-    /// Time-expansion factor of the WAV header.
-    #[serde(default = "one")]
-    pub time_expansion: f64,
-    /// Samples the source reported lost (overruns) while this file was written.
-    #[serde(default)]
-    pub overruns: u64,
-}
-
-fn one() -> f64 {
-    1.0
-}
+pub use crate::spec::payload::Recorded;
 
 /// Records one file of exactly `plan.duration_frames` frames from `source` into
 /// `plan.staging`. Refuses to start when free space is below `plan.min_free_bytes`; removes

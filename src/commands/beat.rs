@@ -23,7 +23,7 @@ pub fn run(home_flag: Option<&Utf8Path>) -> ExitStatus {
         Err(s) => return s,
     };
     let options = beat::Options {
-        state: program.paths.state.join("beat.json"),
+        state: crate::spec::layout::State(&program.paths.state).beat(),
         time: beat::TimeSource::System,
         fired: None,
     };

@@ -20,24 +20,27 @@ use crate::runtime::tasks::{Registry, TaskContext, TaskFuture};
 use crate::runtime::{self as rt, amqp, config, worker};
 use crate::spec;
 
-/// Publish-to-start latencies (nanoseconds) recorded by the `bench-latency` handler.
-static LATENCIES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-
 fn now_ns() -> u64 {
     jiff::Timestamp::now().as_nanosecond().max(0) as u64
 }
 
-fn latency_handler(_ctx: TaskContext, _args: Vec<Json>, kwargs: Map<String, Json>) -> TaskFuture {
-    let started = now_ns();
-    Box::pin(async move {
-        if let Some(sent) = kwargs.get("sent_ns").and_then(Json::as_u64) {
-            LATENCIES
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(started.saturating_sub(sent));
-        }
-        Ok(Json::Null)
-    })
+/// A handler recording each task's publish-to-start latency (nanoseconds) into `latencies`.
+fn latency_handler(
+    latencies: Arc<Mutex<Vec<u64>>>,
+) -> impl Fn(TaskContext, Vec<Json>, Map<String, Json>) -> TaskFuture + Send + Sync + 'static {
+    move |_ctx, _args, kwargs| {
+        let started = now_ns();
+        let latencies = Arc::clone(&latencies);
+        Box::pin(async move {
+            if let Some(sent) = kwargs.get("sent_ns").and_then(Json::as_u64) {
+                latencies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(started.saturating_sub(sent));
+            }
+            Ok(Json::Null)
+        })
+    }
 }
 
 /// Runs a `bench` subcommand.
@@ -168,7 +171,7 @@ async fn drain_with_worker(
     };
     let setup = worker::Setup {
         connector,
-        program,
+        services: crate::runtime::tasks::Services::new(program),
         worker: def,
         registry,
         options: worker::Options::default(),
@@ -250,9 +253,9 @@ async fn bench_queue(args: &BenchQueueArgs, url: &str) -> Result<(), String> {
             "measuring publish-to-start latency over {} tasks …",
             args.latency_tasks
         );
-        LATENCIES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let latencies = Arc::new(Mutex::new(Vec::new()));
         let mut registry = Registry::builtin();
-        registry.insert("bench-latency", latency_handler);
+        registry.insert("bench-latency", latency_handler(Arc::clone(&latencies)));
         let l = args.latency_tasks.max(1);
         drain_with_worker(url, &queue, u64::from(l), args, Arc::new(registry), async {
             publish_n(&broker, &queue, l, "bench-latency")
@@ -260,7 +263,7 @@ async fn bench_queue(args: &BenchQueueArgs, url: &str) -> Result<(), String> {
                 .map(|_| ())
         })
         .await?;
-        let mut lat = LATENCIES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut lat = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
         lat.sort_unstable();
         let rate = |d: Duration| f64::from(n) / d.as_secs_f64().max(1e-9);
         println!(

@@ -80,20 +80,22 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let shutdown = CancellationToken::new();
         rt::handle_signals(shutdown.clone());
         let registry = Arc::new(Registry::builtin());
+        // One process: one set of services shared by every worker in it.
+        let services = crate::runtime::tasks::Services::new(Arc::clone(&program));
         let mut all = tokio::task::JoinSet::new();
         for def in program.workers.clone() {
             if crate::runtime::continuous::applies(&program, &def) {
-                let (c, p, s) = (connector.clone(), Arc::clone(&program), shutdown.clone());
+                let (c, v, s) = (connector.clone(), Arc::clone(&services), shutdown.clone());
                 all.spawn(async move {
-                    crate::runtime::continuous::run(c, p, s).await;
+                    crate::runtime::continuous::run(c, v, s).await;
                     Ok(())
                 });
             }
-            let (c, p, r, s) = (connector.clone(), Arc::clone(&program), Arc::clone(&registry), shutdown.clone());
+            let (c, v, r, s) = (connector.clone(), Arc::clone(&services), Arc::clone(&registry), shutdown.clone());
             all.spawn(async move {
                 let setup = worker::Setup {
                     connector: c,
-                    program: p,
+                    services: v,
                     worker: def,
                     registry: r,
                     options: worker::Options::default(),
@@ -104,7 +106,7 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
             });
         }
         let options = beat::Options {
-            state: program.paths.state.join("beat.json"),
+            state: crate::spec::layout::State(&program.paths.state).beat(),
             time: beat::TimeSource::System,
             fired: None,
         };

@@ -116,7 +116,7 @@ fn run_one(program: Arc<Program>, name: &str, args: &[String], kwargs: Option<&s
         Err(s) => return s,
     };
     let ctx = TaskContext {
-        program,
+        services: crate::runtime::tasks::Services::new(program),
         task_id: uuid::Uuid::new_v4().to_string(),
         retries: 0,
         worker: "cli".into(),

@@ -37,16 +37,17 @@ pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let shutdown = CancellationToken::new();
         rt::handle_signals(shutdown.clone());
         let name = def.name.clone();
+        let services = crate::runtime::tasks::Services::new(Arc::clone(&program));
         let recorder = crate::runtime::continuous::applies(&program, &def).then(|| {
             tokio::spawn(crate::runtime::continuous::run(
                 connector.clone(),
-                Arc::clone(&program),
+                Arc::clone(&services),
                 shutdown.clone(),
             ))
         });
         let setup = worker::Setup {
             connector,
-            program,
+            services,
             worker: def,
             registry: Arc::new(Registry::builtin()),
             options: worker::Options::default(),

@@ -11,8 +11,8 @@ use crate::cli::WorkersCommand;
 use crate::lifecycle::deploy::{POLL, settle, settle_time};
 use crate::lifecycle::refuse;
 use crate::lifecycle::systemd::{ServiceManager, Systemctl};
-use crate::plan::worker_unit;
 use crate::runtime::broker::Broker;
+use crate::spec::layout::worker_unit;
 
 /// Runs a `workers` subcommand.
 pub fn run(cmd: &WorkersCommand, home_flag: Option<&Utf8Path>) -> ExitStatus {

@@ -102,7 +102,7 @@ pub struct LockedFile {
 }
 
 /// Name of the lock file in the home.
-pub const LOCK_FILE: &str = "build.lock";
+pub use crate::spec::layout::LOCK_FILE;
 
 const SCRIPT: u32 = 0o755;
 const PRIVATE: u32 = 0o600;

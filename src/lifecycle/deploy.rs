@@ -13,7 +13,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use super::deployment::{self, Deployment};
 use super::systemd::{ServiceManager, UnitState};
 use super::{unit_dir, verify};
-use crate::plan::{BEAT_UNIT, TARGET_UNIT, worker_unit};
+use crate::spec::layout::{BEAT_UNIT, TARGET_UNIT, worker_unit};
 use crate::spec::{Broker, Program};
 
 /// What the lifecycle operations act on.

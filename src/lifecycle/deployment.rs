@@ -5,13 +5,11 @@
 //! so a reader sees the old deployment or the new one, never half of either. Fields this
 //! acoupi does not know (written by the Python acoupi) are kept.
 
-use std::io::Write;
-
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The file's path inside the home.
-pub const DEPLOYMENT_FILE: &str = "config/deployment.json";
+pub use crate::spec::layout::DEPLOYMENT_FILE;
 
 /// One deployment of the program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +84,7 @@ pub enum Error {
 
 /// The path of the deployment file of `home`.
 pub fn path(home: &Utf8Path) -> Utf8PathBuf {
-    home.join(DEPLOYMENT_FILE)
+    crate::spec::layout::deployment_file(home)
 }
 
 /// Reads the deployment of `home`; `None` when there is none.
@@ -114,38 +112,15 @@ pub fn read(home: &Utf8Path) -> Result<Option<Deployment>, Error> {
 /// Writes `deployment` as the deployment of `home`, atomically (mode 0600).
 pub fn write(home: &Utf8Path, deployment: &Deployment) -> Result<(), Error> {
     let path = path(home);
-    let io = |what: &'static str, p: &Utf8Path, e: std::io::Error| Error::Io {
-        what,
-        path: p.to_owned(),
-        reason: e.to_string(),
-    };
     let mut text = serde_json::to_string_pretty(deployment).map_err(|e| Error::Invalid {
         path: path.clone(),
         reason: e.to_string(),
     })?;
     text.push('\n');
-    let tmp = home.join(format!(
-        "config/.deployment.json.tmp-{}",
-        std::process::id()
-    ));
-    let written = (|| {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("write", &tmp, e));
-    }
-    std::fs::rename(&tmp, &path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io("write", &path, e)
+    crate::fsx::write_atomic(&path, text.as_bytes(), Some(0o600)).map_err(|e| Error::Io {
+        what: "write",
+        path: e.path,
+        reason: e.source.to_string(),
     })
 }
 

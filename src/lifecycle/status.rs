@@ -15,9 +15,9 @@ use serde::Serialize;
 use super::deployment::{self, Deployment};
 use super::systemd::{ServiceManager, UnitState};
 use super::verify;
-use crate::plan::{TARGET_UNIT, worker_unit};
 use crate::runtime::broker::{Broker, dead_letter_queue};
 use crate::spec::Program;
+use crate::spec::layout::{TARGET_UNIT, worker_unit};
 
 /// The verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -463,7 +463,7 @@ pub fn gather(
 /// The last heartbeat the runtime recorded in `state/heartbeat.json` (`{"timestamp": …}`),
 /// when it records one.
 fn last_heartbeat(state: &Utf8Path) -> Option<String> {
-    let text = std::fs::read_to_string(state.join("heartbeat.json")).ok()?;
+    let text = std::fs::read_to_string(crate::spec::layout::State(state).heartbeat()).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json.get("timestamp")?.as_str().map(str::to_owned)
 }

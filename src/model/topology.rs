@@ -16,7 +16,7 @@ use super::processing::{MessagingOut, SummaryOut, heartbeat_every};
 use crate::diagnostic::{Diagnostics, Issue, Spanned, did_you_mean};
 use crate::manifest::Ast;
 use crate::manifest::ast::TaskNode;
-use crate::spec::{self, RecordingMode, Schedule, Task};
+use crate::spec::{self, RecordingMode, Schedule, Task, tasks};
 use crate::units::format_duration;
 
 /// What the task graph is derived from.
@@ -77,9 +77,9 @@ fn task(
 fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
     let has_detectors = !n.detectors.is_empty();
     let record_next: &[&str] = if has_detectors {
-        &["detect"]
+        &[tasks::DETECT]
     } else {
-        &["manage-files"]
+        &[tasks::MANAGE_FILES]
     };
     let record_schedule = match n.recording.mode {
         RecordingMode::Continuous => Schedule::Continuous {
@@ -92,7 +92,7 @@ fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
     };
     let record_limit = Duration::from_millis(n.recording.duration_ms) + Duration::from_secs(30);
     let mut tasks = vec![task(
-        "record",
+        tasks::RECORD,
         RECORDING_QUEUE,
         record_schedule,
         record_next,
@@ -111,16 +111,16 @@ fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
             })
             .sum::<Duration>();
         tasks.push(task(
-            "detect",
+            tasks::DETECT,
             DETECTION_QUEUE,
             Schedule::Triggered,
-            &["manage-files"],
+            &[tasks::MANAGE_FILES],
             2,
             slowest + Duration::from_secs(10),
         ));
     }
     tasks.push(task(
-        "manage-files",
+        tasks::MANAGE_FILES,
         DEFAULT_QUEUE,
         interval(MANAGE_FILES_EVERY, Vec::new()),
         &[],
@@ -129,7 +129,7 @@ fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
     ));
     if let Some(m) = n.messaging {
         tasks.push(task(
-            "send-messages",
+            tasks::SEND_MESSAGES,
             DEFAULT_QUEUE,
             interval(m.send_every, Vec::new()),
             &[],
@@ -138,7 +138,7 @@ fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
         ));
     }
     tasks.push(task(
-        "heartbeat",
+        tasks::HEARTBEAT,
         DEFAULT_QUEUE,
         interval(heartbeat, Vec::new()),
         &[],
@@ -147,7 +147,7 @@ fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
     ));
     if let Some(s) = n.summary {
         tasks.push(task(
-            "summary",
+            tasks::SUMMARY,
             DEFAULT_QUEUE,
             interval(s.every, Vec::new()),
             &[],
@@ -279,7 +279,7 @@ pub(super) fn derive(ast: &Ast, needs: Needs<'_>, diags: &mut Diagnostics) -> Gr
         }
     }
     // The microphone is exclusive: whoever records must do so one task at a time.
-    if let Some(rec) = tasks.iter().find(|t| t.name == "record") {
+    if let Some(rec) = tasks.iter().find(|t| t.name == tasks::RECORD) {
         for w in workers
             .iter()
             .filter(|w| w.concurrency > 1 && w.queues.contains(&rec.queue))
@@ -295,7 +295,7 @@ pub(super) fn derive(ast: &Ast, needs: Needs<'_>, diags: &mut Diagnostics) -> Gr
                 .and_then(|n| {
                     n.tasks
                         .iter()
-                        .find(|t| t.name.as_ref().is_some_and(|x| x.value == "record"))
+                        .find(|t| t.name.as_ref().is_some_and(|x| x.value == tasks::RECORD))
                 })
                 .and_then(|t| t.queue.as_ref().map(|q| q.span));
             diags.push(Issue::OutOfRange {
@@ -419,7 +419,7 @@ fn apply_override(
 
 fn not_schedulable(task: &Task, key: &str, span: SourceSpan, diags: &mut Diagnostics) -> bool {
     let why = match (&task.schedule, task.name.as_str()) {
-        (_, "record") => {
+        (_, tasks::RECORD) => {
             "the recording schedule is set in the `recording` block (`interval`, `window`)"
         }
         (Schedule::Triggered, _) => {

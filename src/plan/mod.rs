@@ -9,7 +9,7 @@ use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use crate::model::Model;
-use crate::spec::{self, Program, WorkersFile};
+use crate::spec::{self, Program, WorkersFile, layout};
 
 /// What a build needs besides the manifest.
 #[derive(Debug, Clone)]
@@ -111,20 +111,12 @@ pub struct TargetView {
     pub units: Vec<String>,
 }
 
-/// Name of the beat unit.
-pub const BEAT_UNIT: &str = "acoupi-beat.service";
-/// Name of the target unit.
-pub const TARGET_UNIT: &str = "acoupi.target";
-
-/// The unit file name of a worker.
-pub fn worker_unit(worker: &str) -> String {
-    format!("acoupi-worker-{worker}.service")
-}
+pub use crate::spec::layout::{BEAT_UNIT, TARGET_UNIT, worker_unit};
 
 /// Lowers the model for the given build context.
 pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
     let home = &ctx.home;
-    let data = home.join("data");
+    let data = home.join(layout::DATA_DIR);
     let or = |p: Option<Utf8PathBuf>, default: &str| p.unwrap_or_else(|| data.join(default));
     let paths = spec::Paths {
         staging: or(model.paths.staging, "staging"),
@@ -159,9 +151,9 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
         schema_version: spec::SCHEMA_VERSION,
         workers: program.workers.clone(),
     };
-    let launcher = home.join("bin/acoupi").into_string();
-    let env_file = home.join("config/env").into_string();
-    let secrets_file = home.join("config/secrets.env").into_string();
+    let launcher = home.join(layout::LAUNCHER).into_string();
+    let env_file = home.join(layout::ENV_FILE).into_string();
+    let secrets_file = home.join(layout::SECRETS_FILE).into_string();
     let storage_dirs = storage_dirs(&program.paths);
     let mut read_write_paths = vec![home.to_string()];
     for dir in &storage_dirs {
@@ -328,7 +320,7 @@ fn records_from_device(program: &Program, worker: &spec::Worker) -> bool {
         .iter()
         .find(|m| m.name == program.recording.microphone)
         .is_some_and(|m| matches!(m.source, spec::Source::Device { .. }));
-    device && consumes_task(program, worker, "record")
+    device && consumes_task(program, worker, spec::tasks::RECORD)
 }
 
 /// Whether `worker` runs the `detect` task with at least one external detector command.
@@ -337,7 +329,7 @@ fn runs_commands(program: &Program, worker: &spec::Worker) -> bool {
         .detectors
         .iter()
         .any(|d| matches!(d.kind, spec::DetectorKind::Command { .. }));
-    commands && consumes_task(program, worker, "detect")
+    commands && consumes_task(program, worker, spec::tasks::DETECT)
 }
 
 /// The longest hard time limit among the tasks a worker consumes, in whole seconds.

@@ -244,7 +244,7 @@ pub async fn run(
         let next = clock.next_slot(d.every_ms, d.offset_ms, &d.windows, after(slot));
         let mut ok = true;
         let mut skip = false;
-        if d.task.name == "record" {
+        if d.task.name == crate::spec::tasks::RECORD {
             match broker.depth(&d.task.queue).await {
                 Ok(n) if n > 0 => {
                     tracing::warn!(

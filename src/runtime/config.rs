@@ -42,7 +42,7 @@ pub enum Error {
 
 /// Reads and checks `config/program.json` of `home`.
 pub fn load_program(home: &Utf8Path) -> Result<Program, Error> {
-    let path = home.join("config/program.json");
+    let path = crate::spec::layout::program_file(home);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

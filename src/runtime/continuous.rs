@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::beat::signature;
 use super::message::TaskMessage;
 use super::schedule::Clock;
+use super::tasks::Services;
 use super::tasks::record::{microphone, serial};
 use super::worker::Connector;
 use crate::audio::record::{RecordPlan, Rotator};
@@ -24,7 +25,7 @@ use crate::spec::{Program, Schedule, Worker};
 
 /// Whether `worker` is the one that must run the continuous recorder.
 pub fn applies(program: &Program, worker: &Worker) -> bool {
-    program.task("record").is_some_and(|t| {
+    program.task(crate::spec::tasks::RECORD).is_some_and(|t| {
         matches!(t.schedule, Schedule::Continuous { .. }) && worker.queues.contains(&t.queue)
     })
 }
@@ -60,8 +61,9 @@ async fn hand_on(
 }
 
 /// Records until `shutdown` fires.
-pub async fn run(connector: Connector, program: Arc<Program>, shutdown: CancellationToken) {
-    let Some(task) = program.task("record").cloned() else {
+pub async fn run(connector: Connector, services: Arc<Services>, shutdown: CancellationToken) {
+    let program = Arc::clone(&services.program);
+    let Some(task) = program.task(crate::spec::tasks::RECORD).cloned() else {
         return;
     };
     let Schedule::Continuous { windows } = task.schedule.clone() else {
@@ -92,14 +94,14 @@ pub async fn run(connector: Connector, program: Arc<Program>, shutdown: Cancella
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (p, c, w, s) = (
-            Arc::clone(&program),
+            Arc::clone(&services),
             Arc::clone(&clock),
             windows.clone(),
             Arc::clone(&stop),
         );
         let capture = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-            let mic = microphone(&p).map_err(|e| e.to_string())?;
-            let plan = RecordPlan::for_program(&p, mic, serial(&mic.name));
+            let mic = microphone(&p.program).map_err(|e| e.to_string())?;
+            let plan = RecordPlan::for_program(&p.program, mic, serial(&p.host, &mic.name));
             let mut source = open(mic, Pacing::RealTime).map_err(|e| e.to_string())?;
             tracing::info!(microphone = %mic.name, "continuous recording started");
             let mut rotator = Rotator::new(plan);

@@ -13,8 +13,6 @@
 //! resolution.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use jiff::Timestamp;
@@ -632,42 +630,14 @@ impl BeatState {
     /// Saves atomically: writes a temporary file in the same directory (created if missing),
     /// fsyncs it, renames it over `path`, then fsyncs the directory.
     pub fn save(&self, path: &Utf8Path) -> Result<(), ScheduleError> {
-        /// Distinguishes concurrent saves within one process.
-        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-        let error = |source| ScheduleError::WriteState {
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| ScheduleError::WriteState {
             path: path.to_owned(),
-            source,
-        };
-        let json = serde_json::to_vec_pretty(self).map_err(|e| error(std::io::Error::other(e)))?;
-        let name = path.file_name().ok_or_else(|| {
-            error(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the path has no file name",
-            ))
+            source: std::io::Error::other(e),
         })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_str().is_empty() => d,
-            _ => Utf8Path::new("."),
-        };
-        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(dir)?;
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&json)?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&tmp, path)?;
-            // Make the rename durable; not every file system lets a directory be fsynced.
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            error(e)
+        json.push(b'\n');
+        crate::fsx::write_atomic(path, &json, None).map_err(|e| ScheduleError::WriteState {
+            path: e.path,
+            source: e.source,
         })
     }
 }

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::broker::{Broker, Delivery, dead_letter_queue};
 use super::memory::MemoryBroker;
 use super::message::{Envelope, TaskMessage};
-use super::tasks::{Registry, TaskContext, TaskError};
+use super::tasks::{Registry, Services, TaskContext, TaskError};
 use crate::spec::{self, Program};
 
 /// How a worker reaches its broker.
@@ -127,6 +127,7 @@ impl Finished {
 
 /// Everything a task run needs, shared by the runs of one worker.
 struct Shared {
+    services: Arc<Services>,
     program: Arc<Program>,
     worker: spec::Worker,
     registry: Arc<Registry>,
@@ -142,8 +143,9 @@ struct Shared {
 pub struct Setup {
     /// How to reach the broker.
     pub connector: Connector,
-    /// The compiled program (task limits, retries and follow-up routes come from it).
-    pub program: Arc<Program>,
+    /// The process's shared services; their program gives task limits, retries and
+    /// follow-up routes.
+    pub services: Arc<Services>,
     /// This worker's definition: queues, concurrency, prefetch.
     pub worker: spec::Worker,
     /// The task handlers.
@@ -158,7 +160,7 @@ pub struct Setup {
 pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()) {
     let Setup {
         connector,
-        program,
+        services,
         worker,
         registry,
         options,
@@ -166,7 +168,8 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
     } = setup;
     let shared = Arc::new(Shared {
         permits: Arc::new(Semaphore::new(worker.concurrency.max(1) as usize)),
-        program,
+        program: Arc::clone(&services.program),
+        services,
         worker,
         registry,
         options,
@@ -357,7 +360,7 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
         .map(|t| t.retries)
         .unwrap_or(shared.options.default_retries);
     let ctx = TaskContext {
-        program: Arc::clone(&shared.program),
+        services: Arc::clone(&shared.services),
         task_id: msg.id.clone(),
         retries: msg.retries,
         worker: shared.worker.name.clone(),

@@ -11,6 +11,10 @@ use camino::Utf8PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod layout;
+pub mod payload;
+pub mod tasks;
+
 pub use crate::units::{SunEvent, TimeOfDay};
 
 /// Version of the program.json layout; bumped on any incompatible change.

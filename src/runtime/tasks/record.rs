@@ -13,6 +13,7 @@ use crate::audio::record::{RecordPlan, Recorded, record_once};
 use crate::audio::synthetic::Pacing;
 use crate::audio::{AudioError, open::open};
 use crate::spec::Program;
+use crate::spec::layout::State;
 
 /// The microphone the program records with.
 pub(crate) fn microphone(program: &Program) -> Result<&crate::spec::Microphone, TaskError> {
@@ -29,11 +30,8 @@ pub(crate) fn microphone(program: &Program) -> Result<&crate::spec::Microphone, 
 }
 
 /// A serial for GUANO: this machine and the microphone.
-pub(crate) fn serial(mic: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}/{mic}")
+pub(crate) fn serial(host: &crate::host::Host, mic: &str) -> String {
+    format!("{}/{mic}", host.hostname)
 }
 
 /// Whether a recording failure may pass (a device that comes back, space that frees up).
@@ -46,7 +44,7 @@ pub(crate) fn classify(e: AudioError) -> TaskError {
 
 pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
     Box::pin(async move {
-        let done_dir = ctx.program.paths.state.join("recorded");
+        let done_dir = ctx.program().paths.state.join("recorded");
         let done = done_dir.join(format!("{}.json", ctx.task_id.replace(['/', '.'], "_")));
         if let Ok(text) = std::fs::read_to_string(&done)
             && let Ok(previous) = serde_json::from_str::<Recorded>(&text)
@@ -54,17 +52,18 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
             tracing::info!(id = %ctx.task_id, path = %previous.path, "already recorded by an earlier delivery");
             return serde_json::to_value(previous).map_err(|e| TaskError::Permanent(e.to_string()));
         }
-        let program = ctx.program.clone();
+        let services = ctx.services.clone();
         let recorded = tokio::task::spawn_blocking(move || -> Result<Recorded, TaskError> {
-            let mic = microphone(&program)?;
-            let plan = RecordPlan::for_program(&program, mic, serial(&mic.name));
+            let program = &services.program;
+            let mic = microphone(program)?;
+            let plan = RecordPlan::for_program(program, mic, serial(&services.host, &mic.name));
             let mut source = open(mic, Pacing::RealTime).map_err(classify)?;
             record_once(source.as_mut(), &plan).map_err(classify)
         })
         .await
         .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
         tracing::info!(path = %recorded.path, duration_s = recorded.duration_s, "recorded");
-        tally(&ctx.program.paths.state, &recorded);
+        tally(&ctx.program().paths.state, &recorded);
         let value =
             serde_json::to_value(&recorded).map_err(|e| TaskError::Permanent(e.to_string()))?;
         if let Err(e) = std::fs::create_dir_all(&done_dir)
@@ -76,12 +75,9 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
     })
 }
 
-/// File in `state/` where recordings are tallied for heartbeats: files, overruns, the last one.
-pub(crate) const TALLY: &str = "recording.json";
-
 /// Adds `rec` to the recording tally (best effort: a heartbeat detail, never a failure).
 pub(crate) fn tally(state: &camino::Utf8Path, rec: &Recorded) {
-    let path = state.join(TALLY);
+    let path = State(state).recording_tally();
     let mut t: Json = std::fs::read_to_string(&path)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -98,11 +94,7 @@ pub(crate) fn tally(state: &camino::Utf8Path, rec: &Recorded) {
     add(&mut t, "overruns", rec.overruns);
     t["last_file"] = Json::from(rec.path.as_str());
     t["last_start"] = Json::from(rec.start.to_string());
-    let tmp = state.join(format!(".{TALLY}.tmp"));
-    let written = std::fs::create_dir_all(state)
-        .and_then(|()| std::fs::write(&tmp, t.to_string()))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
+    if let Err(e) = crate::fsx::write_atomic(&path, t.to_string().as_bytes(), None) {
         tracing::warn!(error = %e, "could not update the recording tally");
     }
 }
