@@ -1,4 +1,4 @@
-//! Cross-checks the Celery message codec (`acoupi::runtime::message`) against real Celery 5.7.0.
+//! Cross-checks the Celery message codec (`acoupi::runtime::celery`) against real Celery 5.7.0.
 //!
 //! In: messages that Celery itself publishes (`send_task`, `as_task_v2`, a chain, pickle,
 //! compression, protocol v1), printed by `tests/celery/make_message.py make`; and messages that
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use acoupi::runtime::message::{DecodeError, Envelope, Json, Signature, TaskMessage};
+use acoupi::runtime::celery::{DecodeError, Envelope, Json, Signature, TaskMessage};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, json};
 

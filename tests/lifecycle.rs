@@ -16,8 +16,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use acoupi::runtime::broker::Broker;
-use acoupi::runtime::message::TaskMessage;
+use acoupi::runtime::celery::TaskMessage;
+use acoupi::runtime::transport::Broker;
 use camino::{Utf8Path, Utf8PathBuf};
 use common::{acoupi, code, stderr, stdout, tempdir};
 use serde_json::Value;

@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acoupi::runtime::broker::Broker;
-use acoupi::runtime::memory::MemoryBroker;
-use acoupi::runtime::message::TaskMessage;
+use acoupi::runtime::celery::TaskMessage;
 use acoupi::runtime::tasks::{Registry, Services, TaskContext};
+use acoupi::runtime::transport::Broker;
+use acoupi::runtime::transport::memory::MemoryBroker;
 use acoupi::runtime::worker::Connector;
 use acoupi::spec::Program;
 use acoupi::{compile, plan};

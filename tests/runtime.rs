@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acoupi::runtime::beat::{self, Fired, TimeSource};
-use acoupi::runtime::broker::{Broker, dead_letter_queue};
-use acoupi::runtime::memory::MemoryBroker;
-use acoupi::runtime::message::{Envelope, TaskMessage};
+use acoupi::runtime::celery::{Envelope, TaskMessage};
 use acoupi::runtime::tasks::{Registry, Services, TaskContext, TaskFuture};
+use acoupi::runtime::transport::memory::MemoryBroker;
+use acoupi::runtime::transport::{Broker, dead_letter_queue};
 use acoupi::runtime::worker::{self, Connector, Stats};
 use acoupi::spec::{self, Program};
 use acoupi::{compile, plan};

@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use super::{fail, runtime};
 use crate::ExitStatus;
 use crate::cli::{BenchCommand, BenchQueueArgs};
-use crate::runtime::broker::Broker;
-use crate::runtime::message::TaskMessage;
+use crate::runtime::celery::TaskMessage;
 use crate::runtime::tasks::{Registry, TaskContext, TaskFuture};
-use crate::runtime::{self as rt, amqp, config, worker};
+use crate::runtime::transport::Broker;
+use crate::runtime::transport::amqp;
+use crate::runtime::{self as rt, config, worker};
 use crate::spec;
 
 fn now_ns() -> u64 {
@@ -337,7 +338,7 @@ async fn bench_beat(slots: u32, every_ms: u64) -> Result<(), String> {
         fired: Some(tx),
     };
     let shutdown = CancellationToken::new();
-    let memory = crate::runtime::memory::MemoryBroker::default();
+    let memory = crate::runtime::transport::memory::MemoryBroker::default();
     let handle = tokio::spawn(crate::runtime::beat::run(
         worker::Connector::Memory(memory),
         program,

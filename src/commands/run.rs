@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::{fail, load};
 use crate::ExitStatus;
 use crate::cli::{BuildArgs, MicrophoneOverride, RunArgs};
-use crate::runtime::memory::MemoryBroker;
-use crate::runtime::worker::{self, Connector};
+use crate::runtime::transport::memory::MemoryBroker;
+use crate::runtime::worker::Connector;
 use crate::runtime::{self as rt, beat, config, tasks::Registry};
 use crate::spec;
 
@@ -81,27 +81,17 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         rt::handle_signals(shutdown.clone());
         let registry = Arc::new(Registry::builtin());
         // One process: one set of services shared by every worker in it.
-        let services = crate::runtime::tasks::Services::new(Arc::clone(&program));
+        let services = rt::tasks::Services::new(Arc::clone(&program));
         let mut all = tokio::task::JoinSet::new();
         for def in program.workers.clone() {
-            if crate::runtime::continuous::applies(&program, &def) {
-                let (c, v, s) = (connector.clone(), Arc::clone(&services), shutdown.clone());
-                all.spawn(async move {
-                    crate::runtime::continuous::run(c, v, s).await;
-                    Ok(())
-                });
-            }
-            let (c, v, r, s) = (connector.clone(), Arc::clone(&services), Arc::clone(&registry), shutdown.clone());
+            let (c, v, r, s) = (
+                connector.clone(),
+                Arc::clone(&services),
+                Arc::clone(&registry),
+                shutdown.clone(),
+            );
             all.spawn(async move {
-                let setup = worker::Setup {
-                    connector: c,
-                    services: v,
-                    worker: def,
-                    registry: r,
-                    options: worker::Options::default(),
-                    stats: Arc::default(),
-                };
-                worker::run(setup, s, || {}).await;
+                rt::serve::serve(c, v, def, r, s, || {}).await;
                 Ok(())
             });
         }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::{amqp_connector, fail, load, runtime};
 use crate::ExitStatus;
 use crate::cli::WorkerArgs;
-use crate::runtime::{self as rt, tasks::Registry, worker};
+use crate::runtime::{self as rt, tasks::Registry};
 
 /// Runs the worker; exit 0 after a clean, drained shutdown.
 pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
@@ -37,29 +37,12 @@ pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let shutdown = CancellationToken::new();
         rt::handle_signals(shutdown.clone());
         let name = def.name.clone();
-        let services = crate::runtime::tasks::Services::new(Arc::clone(&program));
-        let recorder = crate::runtime::continuous::applies(&program, &def).then(|| {
-            tokio::spawn(crate::runtime::continuous::run(
-                connector.clone(),
-                Arc::clone(&services),
-                shutdown.clone(),
-            ))
-        });
-        let setup = worker::Setup {
-            connector,
-            services,
-            worker: def,
-            registry: Arc::new(Registry::builtin()),
-            options: worker::Options::default(),
-            stats: Arc::default(),
-        };
-        worker::run(setup, shutdown, move || {
+        let services = rt::tasks::Services::new(program);
+        let registry = Arc::new(Registry::builtin());
+        rt::serve::serve(connector, services, def, registry, shutdown, move || {
             rt::notify_ready(&format!("worker {name} consuming"))
         })
         .await;
-        if let Some(r) = recorder {
-            let _ = r.await;
-        }
         rt::notify_stopping();
     });
     ExitStatus::Success

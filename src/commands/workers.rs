@@ -11,7 +11,7 @@ use crate::cli::WorkersCommand;
 use crate::lifecycle::deploy::{POLL, settle, settle_time};
 use crate::lifecycle::refuse;
 use crate::lifecycle::systemd::{ServiceManager, Systemctl};
-use crate::runtime::broker::Broker;
+use crate::runtime::transport::Broker;
 use crate::spec::layout::worker_unit;
 
 /// Runs a `workers` subcommand.

@@ -113,7 +113,7 @@ pub fn broker_url(home: &Utf8Path, program: &Program) -> Result<Option<String>, 
 /// Deletes the ready messages of `queues` on the broker at `url` (declaring each first, so a
 /// queue that never existed counts 0); returns how many each held.
 pub fn purge_queues(url: &str, queues: &[String]) -> Result<Vec<(String, u32)>, String> {
-    use crate::runtime::broker::Broker;
+    use crate::runtime::transport::Broker;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::deployment::{self, Deployment};
 use super::systemd::{ServiceManager, UnitState};
 use super::verify;
-use crate::runtime::broker::{Broker, dead_letter_queue};
+use crate::runtime::transport::{Broker, dead_letter_queue};
 use crate::spec::Program;
 use crate::spec::layout::{TARGET_UNIT, worker_unit};
 
@@ -208,7 +208,7 @@ fn query_broker(url: &str, queues: &[String]) -> Result<BTreeMap<String, Counts>
             let counts = async {
                 let ready = broker.depth(q).await?;
                 let consumers = broker.consumers(q).await?;
-                Ok::<_, crate::runtime::broker::BrokerError>(Counts { ready, consumers })
+                Ok::<_, crate::runtime::transport::BrokerError>(Counts { ready, consumers })
             }
             .await;
             match counts {

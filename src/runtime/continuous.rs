@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::beat::schedule::Clock;
 use super::beat::signature;
-use super::message::TaskMessage;
-use super::schedule::Clock;
+use super::celery::TaskMessage;
 use super::tasks::Services;
 use super::tasks::record::{microphone, serial};
 use super::worker::Connector;
@@ -32,7 +32,7 @@ pub fn applies(program: &Program, worker: &Worker) -> bool {
 
 /// Publishes the `record` task's follow-ups with `rec` as their argument.
 async fn hand_on(
-    broker: &super::broker::Broker,
+    broker: &super::transport::Broker,
     program: &Program,
     task: &crate::spec::Task,
     rec: &crate::audio::record::Recorded,

@@ -1,21 +1,21 @@
 //! The runtime: workers consume their queues and run tasks, beat publishes scheduled tasks.
 //! It reads only the compiled spec (`config/program.json`), never the manifest.
 //!
-//! `broker` is the transport (RabbitMQ through `amqp`, the only module naming lapin, or the
-//! in-process `memory` queues); `message` the Celery v2 wire format; `worker` the consumer;
-//! `beat` and `schedule` the scheduler; `tasks` the handler registry; `config` loads the
-//! program and resolves the broker URL. This module holds the process plumbing the commands
-//! share: logging, signals and systemd notification.
+//! `transport` carries messages (RabbitMQ through `transport::amqp`, the only module naming
+//! lapin, or the in-process `transport::memory` queues); `celery` is the Celery v2 wire
+//! format; `worker` the consumer; `beat` the scheduler (its pure slot and window arithmetic in
+//! `beat::schedule`); `tasks` the handler registry, one file per task, and the services
+//! handlers share; `continuous` the continuous recorder; `config` loads the program and
+//! resolves the broker URL. This module holds the process plumbing the commands share:
+//! logging, signals and systemd notification.
 
-pub mod amqp;
 pub mod beat;
-pub mod broker;
+pub mod celery;
 pub mod config;
 pub mod continuous;
-pub mod memory;
-pub mod message;
-pub mod schedule;
+pub mod serve;
 pub mod tasks;
+pub mod transport;
 pub mod worker;
 
 use std::time::Duration;

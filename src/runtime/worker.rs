@@ -18,10 +18,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::broker::{Broker, Delivery, dead_letter_queue};
-use super::memory::MemoryBroker;
-use super::message::{Envelope, TaskMessage};
+use super::celery::{Envelope, TaskMessage};
 use super::tasks::{Registry, Services, TaskContext, TaskError};
+use super::transport::memory::MemoryBroker;
+use super::transport::{Broker, Delivery, dead_letter_queue};
 use crate::spec::{self, Program};
 
 /// How a worker reaches its broker.

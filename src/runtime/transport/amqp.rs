@@ -19,8 +19,8 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use super::broker::{Acker, BrokerError, Deliveries, Delivery, Result};
-use super::message::Envelope;
+use super::{Acker, BrokerError, Deliveries, Delivery, Result};
+use crate::runtime::celery::Envelope;
 
 fn err(what: &str, e: impl std::fmt::Display) -> BrokerError {
     BrokerError(format!("{what}: {e}"))

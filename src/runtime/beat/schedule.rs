@@ -1219,7 +1219,7 @@ mod tests {
         }
     }
 
-    /// `cargo test --release --lib runtime::schedule -- --ignored --nocapture bench`
+    /// `cargo test --release --lib runtime::beat::schedule -- --ignored --nocapture bench`
     #[test]
     #[ignore = "benchmark"]
     fn bench_next_slot() {

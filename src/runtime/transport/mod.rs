@@ -5,13 +5,16 @@
 //! In: queue names and [`Envelope`]s. Out: confirmed publishes, and deliveries that must be
 //! acknowledged (or rejected back to the queue) after the task finished.
 
+pub mod amqp;
+pub mod memory;
+
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::amqp::{AmqpAcker, AmqpBroker, AmqpDeliveries};
-use super::memory::{MemoryAcker, MemoryBroker};
-use super::message::Envelope;
+use self::amqp::{AmqpAcker, AmqpBroker, AmqpDeliveries};
+use self::memory::{MemoryAcker, MemoryBroker};
+use super::celery::Envelope;
 
 /// A transport failure. Workers treat every one as "reconnect and carry on".
 #[derive(Debug, Clone, thiserror::Error)]

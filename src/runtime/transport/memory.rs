@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::broker::{Acker, Delivery};
-use super::message::Envelope;
+use super::{Acker, Delivery};
+use crate::runtime::celery::Envelope;
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -82,7 +82,7 @@ impl MemoryBroker {
         self.lock().queues.entry(queue.to_owned()).or_default();
     }
 
-    pub(super) fn publish(&self, queue: &str, envelope: Envelope) -> super::broker::Result<()> {
+    pub(super) fn publish(&self, queue: &str, envelope: Envelope) -> super::Result<()> {
         self.lock()
             .queues
             .entry(queue.to_owned())

@@ -7,6 +7,8 @@
 //! replays slots missed while beat was down (it logs how many it skipped). A recording task
 //! is not published while the previous one is still queued.
 
+pub mod schedule;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +18,8 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Signature, TaskMessage};
-use super::schedule::{BeatState, Clock};
+use self::schedule::{BeatState, Clock};
+use super::celery::{Signature, TaskMessage};
 use super::worker::Connector;
 use crate::spec::{Program, Schedule, Task};
 
@@ -165,7 +167,7 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
     ready: impl FnOnce(),
-) -> Result<(), super::schedule::ScheduleError> {
+) -> Result<(), self::schedule::ScheduleError> {
     let clock = Clock::new(&program.timezone, program.location)?;
     let mut state = match BeatState::load(&options.state) {
         Ok(s) => s,
