@@ -53,6 +53,9 @@ pub enum Command {
     /// Show the resolved configuration of the built home.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read the metadata store: recordings, model outputs, detections, or its health.
+    #[command(subcommand)]
+    Db(DbCommand),
 }
 
 /// Text or JSON output.
@@ -203,6 +206,97 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         every_ms: u64,
     },
+}
+
+/// `acoupi db …`: reads the metadata store (`paths.metadata`), never writes it.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Recordings by start time, newest first.
+    Recordings(DbQueryArgs),
+    /// Model outputs (with their recording and detections) by creation time, newest first.
+    Outputs(DbQueryArgs),
+    /// Detections by their model output's creation time, newest first.
+    Detections(DbQueryArgs),
+    /// The store's path, schema versions, size, row counts and integrity check.
+    Info {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+}
+
+/// The filters and format of `acoupi db recordings|outputs|detections`.
+#[derive(Debug, clap::Args)]
+pub struct DbQueryArgs {
+    /// Only rows at or after this time: RFC 3339 (`2024-05-01T21:00:00Z`, `…+01:00`), or a date
+    /// (`2024-05-01`, its midnight UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<jiff::Timestamp>,
+    /// Only rows before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<jiff::Timestamp>,
+    /// Only detections scoring at least this (0 to 1), and what they belong to.
+    #[arg(long, value_name = "SCORE", value_parser = parse_score)]
+    pub min_score: Option<f64>,
+    /// Only detections with this tag, e.g. `species=Myotis`, and what they belong to.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tag: Option<crate::spec::data::Tag>,
+    /// Only the outputs of the detector (model) with this name.
+    #[arg(long, value_name = "NAME")]
+    pub detector: Option<String>,
+    /// At most this many rows, the newest.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: TableFormat,
+}
+
+/// How `acoupi db` prints rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TableFormat {
+    /// Aligned columns, for people.
+    #[default]
+    Table,
+    /// One JSON array on stdout, rows in acoupi's field names.
+    Json,
+    /// Comma-separated values with a header line.
+    Csv,
+}
+
+/// A `--since`/`--until` value: an RFC 3339 instant, a date-time without offset (UTC) or a
+/// date (its midnight UTC).
+fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {
+    use jiff::tz::TimeZone;
+    let utc = |dt: jiff::civil::DateTime| TimeZone::UTC.to_timestamp(dt);
+    s.parse::<jiff::Timestamp>()
+        .ok()
+        .or_else(|| s.parse::<jiff::civil::Date>().ok().and_then(|d| utc(d.into()).ok()))
+        .or_else(|| s.parse::<jiff::civil::DateTime>().ok().and_then(|dt| utc(dt).ok()))
+        .ok_or_else(|| {
+            format!("`{s}` is not a time: write RFC 3339 (`2024-05-01T21:00:00Z`) or a date (`2024-05-01`)")
+        })
+}
+
+/// A `--min-score` value: a number from 0 to 1.
+fn parse_score(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a score: write a number from 0 to 1")),
+    }
+}
+
+/// A `--tag` value: `KEY=VALUE`.
+fn parse_tag(s: &str) -> Result<crate::spec::data::Tag, String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok(crate::spec::data::Tag {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }),
+        _ => Err(format!(
+            "`{s}` is not a tag: write KEY=VALUE, e.g. `species=Myotis`"
+        )),
+    }
 }
 
 /// `acoupi bench queue`.

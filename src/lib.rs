@@ -27,6 +27,7 @@ pub mod plan;
 pub mod report;
 pub mod runtime;
 pub mod spec;
+pub mod store;
 pub mod units;
 
 /// How a command ended.
@@ -67,5 +68,6 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Stop(args) => commands::stop::run(args, cli.home.as_deref()),
         cli::Command::Init(args) => commands::init::run(args),
         cli::Command::Config(cmd) => commands::config::run(cmd, cli.home.as_deref()),
+        cli::Command::Db(cmd) => commands::db::run(cmd, cli.home.as_deref()),
     }
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod build;
 pub mod check;
 pub mod config;
+pub mod db;
 pub mod deploy;
 pub mod devices;
 pub mod init;

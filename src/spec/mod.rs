@@ -7,6 +7,8 @@
 //! absolute. The JSON Schema of both files is generated into `schema/` by [`program_schema`]
 //! and [`workers_schema`]; a test fails when the checked-in copy is stale.
 
+pub mod data;
+
 use camino::Utf8PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,535 @@
+//! The metadata store: one SQLite file that acoupi (the Python original) can read and write.
+//!
+//! In: a path, and the `spec::data` values the tasks produce. Out: the same values read back,
+//! filtered for `acoupi db`, and a health summary ([`Info`]). The file holds exactly acoupi's
+//! tables (`deployment`, `recording`, `model_output`, `detection`, `predicted_tag`; UUIDs as
+//! 16-byte BLOBs, times as Python `isoformat()` text, `PRAGMA user_version = 1`) plus tables of
+//! ours, prefixed `acoupi_rs_`, for what acoupi's schema loses: a recording's task id, time
+//! expansion, staging path and deletion time, and our own schema version (acoupi rewrites
+//! `user_version` every time it opens a file, so ours cannot live there).
+//!
+//! This is the only module that names rusqlite. A [`Store`] holds one connection and is `Send`:
+//! async callers wrap it in a mutex and call it from `spawn_blocking`. Every write is one
+//! transaction, so a failure never leaves half a model output behind.
+
+mod deployments;
+mod info;
+mod outputs;
+mod query;
+mod recordings;
+mod schema;
+mod time;
+
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use rusqlite::{Connection, OpenFlags};
+
+pub use info::{Info, TableCount};
+pub use query::{Filter, FoundDetection};
+pub use recordings::{Inserted, StoredRecording};
+pub use schema::SCHEMA_VERSION;
+
+/// How long a statement waits for another process's lock before giving up.
+///
+/// Three worker processes (recording, detection, default) write the same file, and a reader
+/// such as `acoupi db` may hold a snapshot meanwhile. Writes are small (one recording, one model
+/// output), so a lock is normally held for milliseconds; the generous bound covers a slow SD
+/// card flushing a WAL checkpoint, where giving up would lose a task's result.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the store could not do what was asked. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `open_read_only` was given a path with no file.
+    #[error("no metadata store at `{path}`")]
+    Missing {
+        /// The path.
+        path: Utf8PathBuf,
+    },
+    /// The directory of a new store could not be created.
+    #[error("cannot create the directory of metadata store `{path}`: {detail}")]
+    CreateDir {
+        /// The store's path.
+        path: Utf8PathBuf,
+        /// The I/O error.
+        detail: String,
+    },
+    /// The file exists but could not be opened.
+    #[error("cannot open metadata store `{path}`: {detail}")]
+    CannotOpen {
+        /// The path.
+        path: Utf8PathBuf,
+        /// SQLite's reason.
+        detail: String,
+    },
+    /// The file is not an SQLite database at all.
+    #[error("`{path}` is not a metadata store: file is not a database")]
+    NotADatabase {
+        /// The path.
+        path: Utf8PathBuf,
+    },
+    /// An SQLite database without acoupi's tables.
+    #[error("`{path}` is an SQLite database but not an acoupi metadata store (no `{table}` table)")]
+    NotAStore {
+        /// The path.
+        path: Utf8PathBuf,
+        /// The first missing table.
+        table: &'static str,
+    },
+    /// The file is damaged (truncated, overwritten).
+    #[error("metadata store `{path}` is corrupt: {detail}")]
+    Corrupt {
+        /// The path.
+        path: Utf8PathBuf,
+        /// SQLite's reason.
+        detail: String,
+    },
+    /// The file, its directory or its file system cannot be written.
+    #[error("metadata store `{path}` cannot be written (read-only file or file system): {detail}")]
+    ReadOnly {
+        /// The path.
+        path: Utf8PathBuf,
+        /// SQLite's reason.
+        detail: String,
+    },
+    /// No space left for the write.
+    #[error("metadata store `{path}`: the disk is full")]
+    DiskFull {
+        /// The path.
+        path: Utf8PathBuf,
+    },
+    /// Another process held a lock for longer than the busy timeout.
+    #[error("metadata store `{path}` is locked by another process (waited {waited:?})")]
+    Locked {
+        /// The path.
+        path: Utf8PathBuf,
+        /// How long this process waited.
+        waited: Duration,
+    },
+    /// The file was written by a newer acoupi (ours or the Python original).
+    #[error(
+        "metadata store `{path}` has {which} version {found}, newer than the {known} this acoupi knows; it was left untouched: upgrade acoupi"
+    )]
+    NewerSchema {
+        /// The path.
+        path: Utf8PathBuf,
+        /// `schema` (ours) or `user_version` (acoupi's).
+        which: &'static str,
+        /// The version in the file.
+        found: i64,
+        /// The newest this binary knows.
+        known: i64,
+    },
+    /// A recording id the store does not hold (acoupi refuses model outputs of one too).
+    #[error("metadata store `{path}` has no recording `{id}`")]
+    UnknownRecording {
+        /// The path.
+        path: Utf8PathBuf,
+        /// The recording id.
+        id: uuid::Uuid,
+    },
+    /// A row breaks a constraint (e.g. two recordings with the same start time).
+    #[error("metadata store `{path}`: {detail}")]
+    Constraint {
+        /// The path.
+        path: Utf8PathBuf,
+        /// SQLite's reason.
+        detail: String,
+    },
+    /// A stored value this acoupi cannot read (a malformed time, an unknown prediction type).
+    #[error("metadata store `{path}` holds a value this acoupi cannot read: {detail}")]
+    BadValue {
+        /// The path.
+        path: Utf8PathBuf,
+        /// What and where.
+        detail: String,
+    },
+    /// Any other SQLite failure.
+    #[error("metadata store `{path}`: {detail}")]
+    Sqlite {
+        /// The path.
+        path: Utf8PathBuf,
+        /// SQLite's reason.
+        detail: String,
+    },
+}
+
+/// A connection to one metadata store file.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: Utf8PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `path` for reading and writing, creating the file and its parent
+    /// directories when missing, and migrates it to [`SCHEMA_VERSION`].
+    ///
+    /// A file acoupi created is adopted as is: its tables are kept, ours are added. A file with
+    /// a newer schema (ours or acoupi's) is refused before anything is written to it.
+    pub fn open(path: &Utf8Path) -> Result<Store, Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_str().is_empty()) {
+            fs_err::create_dir_all(dir).map_err(|e| Error::CreateDir {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            })?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut store = Store::connect(path, flags)?;
+        // Read-only checks first: a refused file must not even get its journal mode changed.
+        schema::check(&store.conn, path, false)?;
+        // SQLite silently falls back to reading when the file cannot be opened for writing.
+        if store
+            .conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| store.error(e))?
+        {
+            return Err(Error::ReadOnly {
+                path: path.to_owned(),
+                detail: "the file cannot be opened for writing".to_owned(),
+            });
+        }
+        store.pragmas().map_err(|e| store.error(e))?;
+        schema::migrate(&mut store.conn, path)?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading only: never writes, never migrates.
+    ///
+    /// A missing file, a file that is not an acoupi store and a file with a newer schema are
+    /// refused. A file acoupi made and we never opened reads as one without our extras (no
+    /// task ids, time expansion 1).
+    pub fn open_read_only(path: &Utf8Path) -> Result<Store, Error> {
+        if !path.exists() {
+            return Err(Error::Missing {
+                path: path.to_owned(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let store = Store::connect(path, flags)?;
+        schema::check(&store.conn, path, true)?;
+        schema::shadow_missing(&store.conn).map_err(|e| store.error(e))?;
+        Ok(store)
+    }
+
+    /// The path of the file.
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+
+    fn connect(path: &Utf8Path, flags: OpenFlags) -> Result<Store, Error> {
+        let conn = Connection::open_with_flags(path.as_std_path(), flags)
+            .map_err(|e| classify(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| classify(path, e))?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// WAL so readers never block the writer; NORMAL sync is durable across application
+    /// crashes in WAL mode and loses at most the last commits on power loss, never consistency.
+    fn pragmas(&self) -> rusqlite::Result<()> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                Some(format!(
+                    "cannot switch to WAL (journal mode stays `{mode}`)"
+                )),
+            ));
+        }
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")
+    }
+
+    /// `e` as an [`Error`] naming this store's file.
+    fn error(&self, e: rusqlite::Error) -> Error {
+        classify(&self.path, e)
+    }
+}
+
+/// An SQLite error as an [`Error`] naming `path`, by its primary result code.
+fn classify(path: &Utf8Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    let path = path.to_owned();
+    let rusqlite::Error::SqliteFailure(failure, message) = &e else {
+        return Error::Sqlite {
+            path,
+            detail: e.to_string(),
+        };
+    };
+    let detail = message.clone().unwrap_or_else(|| failure.to_string());
+    match failure.code {
+        C::NotADatabase => Error::NotADatabase { path },
+        C::DatabaseCorrupt => Error::Corrupt { path, detail },
+        C::ReadOnly => Error::ReadOnly { path, detail },
+        C::DiskFull => Error::DiskFull { path },
+        C::DatabaseBusy | C::DatabaseLocked => Error::Locked {
+            path,
+            waited: BUSY_TIMEOUT,
+        },
+        C::CannotOpen => Error::CannotOpen { path, detail },
+        C::ConstraintViolation => Error::Constraint { path, detail },
+        _ => Error::Sqlite { path, detail },
+    }
+}
+
+#[cfg(test)]
+mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fixtures::{output, recording, temp_path};
+
+    /// A store with a few hundred rows, closed, so the file alone holds them.
+    fn written(path: &Utf8Path) {
+        let mut store = Store::open(path).expect("open");
+        for i in 0..50 {
+            let r = recording(i);
+            store.insert_recording(&r, None).expect("recording");
+            store
+                .insert_model_output(&output(&r, 1000 + u128::from(i), 10))
+                .expect("output");
+        }
+    }
+
+    #[test]
+    fn open_creates_parent_directories() {
+        let (_d, path) = temp_path();
+        let deep = path.parent().expect("a parent").join("a/b/metadata.db");
+        Store::open(&deep).expect("open");
+        assert!(deep.is_file());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_by_name() {
+        let (_d, path) = temp_path();
+        std::fs::write(
+            &path,
+            "not sqlite at all, just some text long enough to have a header.\n".repeat(20),
+        )
+        .expect("write");
+        let before = std::fs::read(&path).expect("read");
+        for err in [
+            Store::open(&path).expect_err("corrupt"),
+            Store::open_read_only(&path).expect_err("corrupt"),
+        ] {
+            assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(path.as_str()) && msg.contains("file is not a database"),
+                "{msg}"
+            );
+        }
+        assert_eq!(std::fs::read(&path).expect("read"), before, "file modified");
+    }
+
+    #[test]
+    fn a_truncated_database_is_reported_corrupt() {
+        let (_d, path) = temp_path();
+        written(&path);
+        let len = std::fs::metadata(&path).expect("stat").len();
+        assert!(
+            len > 16 * 4096,
+            "the store should span many pages ({len} bytes)"
+        );
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_len(len / 2).expect("truncate");
+        drop(file);
+        // Opening reads only the first pages, so it may succeed; reading everything must not.
+        let result = Store::open_read_only(&path).and_then(|s| {
+            let info = s.info()?;
+            s.detections(&Filter::default())?;
+            Ok(info)
+        });
+        match result {
+            Err(err) => {
+                assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+                assert!(err.to_string().contains(path.as_str()), "{err}");
+            }
+            Ok(info) => assert!(!info.is_ok(), "integrity check passed a truncated file"),
+        }
+    }
+
+    #[test]
+    fn a_read_only_file_is_refused_for_writing_and_read_without_writes() {
+        let (_d, path) = temp_path();
+        written(&path);
+        let _guard = ReadOnlyFile::new(&path);
+        let before = std::fs::read(&path).expect("read");
+        let err = Store::open(&path).expect_err("read-only");
+        assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
+        assert!(err.to_string().contains(path.as_str()), "{err}");
+        let store = Store::open_read_only(&path).expect("reading needs no writes");
+        assert_eq!(
+            store.recordings(&Filter::default()).expect("query").len(),
+            50
+        );
+        drop(store);
+        assert_eq!(std::fs::read(&path).expect("read"), before, "file modified");
+    }
+
+    /// Makes a file read-only for this process: mode 0444 for other users; root ignores modes,
+    /// so it also sets the immutable attribute (`chattr +i`), removed again on drop.
+    struct ReadOnlyFile {
+        path: Utf8PathBuf,
+        immutable: bool,
+    }
+
+    impl ReadOnlyFile {
+        fn new(path: &Utf8Path) -> ReadOnlyFile {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+            let writable = std::fs::OpenOptions::new().write(true).open(path).is_ok();
+            let immutable = writable && {
+                let status = std::process::Command::new("chattr")
+                    .arg("+i")
+                    .arg(path)
+                    .status();
+                assert!(
+                    matches!(status, Ok(s) if s.success()),
+                    "running as root, and `chattr +i {path}` failed ({status:?}): run the tests \
+                     as a normal user, or on a file system that supports the immutable attribute"
+                );
+                true
+            };
+            ReadOnlyFile {
+                path: path.to_owned(),
+                immutable,
+            }
+        }
+    }
+
+    impl Drop for ReadOnlyFile {
+        fn drop(&mut self) {
+            if self.immutable {
+                let _ = std::process::Command::new("chattr")
+                    .arg("-i")
+                    .arg(&self.path)
+                    .status();
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_named_and_rolls_back() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        let r = recording(0);
+        store.insert_recording(&r, None).expect("recording");
+        // Cap the file at its current size: the next growth fails as a full disk would.
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .expect("page_count");
+        store
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .expect("cap");
+        let err = store
+            .insert_model_output(&output(&r, 1, 2_000))
+            .expect_err("full");
+        assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+        assert!(err.to_string().contains(path.as_str()), "{err}");
+        assert_eq!(store.info().expect("info").count("detection"), Some(0));
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_named() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        store
+            .conn
+            .busy_timeout(Duration::from_millis(50))
+            .expect("short timeout");
+        let other = Connection::open(&path).expect("second connection");
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("hold the write lock");
+        let err = store
+            .insert_recording(&recording(0), None)
+            .expect_err("locked");
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        assert!(
+            err.to_string().contains("locked by another process"),
+            "{err}"
+        );
+        other.execute_batch("ROLLBACK").expect("release");
+        store
+            .insert_recording(&recording(0), None)
+            .expect("now free");
+    }
+
+    #[test]
+    fn read_only_refuses_a_missing_file_and_creates_nothing() {
+        let (_d, path) = temp_path();
+        let err = Store::open_read_only(&path).expect_err("missing");
+        assert!(matches!(err, Error::Missing { .. }), "{err}");
+        assert!(err.to_string().contains(path.as_str()), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn read_only_reads_a_file_only_acoupi_wrote() {
+        let (_d, path) = temp_path();
+        written(&path);
+        {
+            // Strip our tables: what a file made by acoupi alone looks like.
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "DROP TABLE acoupi_rs_recording; DROP TABLE acoupi_rs_schema; \
+                 PRAGMA journal_mode = DELETE;",
+            )
+            .expect("strip");
+        }
+        let before = std::fs::read(&path).expect("read");
+        let store = Store::open_read_only(&path).expect("open");
+        let got = store.recordings(&Filter::default()).expect("query");
+        assert_eq!(got.len(), 50);
+        assert_eq!(
+            got[0].recording.time_expansion, 1.0,
+            "acoupi does not keep it"
+        );
+        assert_eq!(got[0].task_id, None);
+        assert_eq!(store.info().expect("info").schema_version, 0);
+        drop(store);
+        assert_eq!(std::fs::read(&path).expect("read"), before, "file modified");
+    }
+
+    #[test]
+    fn a_plain_sqlite_file_is_not_a_store() {
+        let (_d, path) = temp_path();
+        Connection::open(&path)
+            .expect("create")
+            .execute_batch("CREATE TABLE other (x)")
+            .expect("table");
+        let err = Store::open_read_only(&path).expect_err("not a store");
+        assert!(
+            matches!(
+                err,
+                Error::NotAStore {
+                    table: "deployment",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_store_is_send() {
+        fn send<T: Send>() {}
+        send::<Store>();
+    }
+}

@@ -1,0 +1,288 @@
+//! Model outputs with their detections and tags: the `model_output`, `detection` and
+//! `predicted_tag` tables.
+//!
+//! In: a `spec::data::ModelOutput`. Out: its rows, written in one transaction (all or none,
+//! once per output id), with a box's coordinates split into acoupi's four columns; and the
+//! loaders that put detections and tags back together for [`query`](super::query).
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, Row, TransactionBehavior, params};
+
+use super::{Error, Inserted, Store};
+use crate::spec::data::{BoundingBox, Detection, ModelOutput, PredictedTag, PredictionType, Tag};
+
+/// SQLite's bound-variable budget per statement, as acoupi chunks it.
+const CHUNK: usize = 900;
+
+impl Store {
+    /// Stores `output`, its detections and their tags in one transaction; nothing if an output
+    /// with its id is already stored. Its recording must be stored first, as in acoupi.
+    pub fn insert_model_output(&mut self, output: &ModelOutput) -> Result<Inserted, Error> {
+        let path = self.path.clone();
+        let err = |e| super::classify(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let id = output.id.as_bytes().as_slice();
+        let exists: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM model_output WHERE id = ?1)")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+            .map_err(err)?;
+        if exists {
+            return Ok(Inserted {
+                id: output.id,
+                created: false,
+            });
+        }
+        let recording = output.recording.id;
+        let known: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM recording WHERE id = ?1)")
+            .and_then(|mut s| s.query_row([recording.as_bytes().as_slice()], |r| r.get(0)))
+            .map_err(err)?;
+        if !known {
+            return Err(Error::UnknownRecording {
+                path,
+                id: recording,
+            });
+        }
+        insert(&tx, output).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Inserted {
+            id: output.id,
+            created: true,
+        })
+    }
+}
+
+fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
+    let output_id = o.id.as_bytes().as_slice();
+    conn.prepare_cached(
+        "INSERT INTO model_output (id, model_name, recording_id, created_on) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        output_id,
+        o.name_model,
+        o.recording.id.as_bytes().as_slice(),
+        super::time::encode(o.created_on),
+    ])?;
+    let mut detection = conn.prepare_cached(
+        "INSERT INTO detection (id, prediction_type, start_time_s, end_time_s, low_freq_hz,
+             high_freq_hz, detection_score, model_output_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut tag = conn.prepare_cached(
+        "INSERT INTO predicted_tag (key, value, confidence_score, detection_id) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for d in &o.detections {
+        let c = d.location.map(|b| b.coordinates);
+        detection.execute(params![
+            d.id.as_bytes().as_slice(),
+            d.prediction_type.as_str(),
+            c.map(|c| c[0]),
+            c.map(|c| c[2]),
+            c.map(|c| c[1]),
+            c.map(|c| c[3]),
+            d.detection_score,
+            output_id,
+        ])?;
+        for t in &d.tags {
+            tag.execute(params![
+                t.tag.key,
+                t.tag.value,
+                t.confidence_score,
+                d.id.as_bytes().as_slice()
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The detection columns [`RawDetection::read_at`] reads, for table alias `d`.
+pub(super) const DETECTION_COLUMNS: &str = "d.id, d.prediction_type, d.start_time_s, \
+    d.end_time_s, d.low_freq_hz, d.high_freq_hz, d.detection_score";
+
+/// A detection row before its id and type are decoded.
+pub(super) struct RawDetection {
+    pub(super) id: Vec<u8>,
+    prediction_type: String,
+    start: Option<f64>,
+    end: Option<f64>,
+    low: Option<f64>,
+    high: Option<f64>,
+    score: f64,
+}
+
+impl RawDetection {
+    /// Reads [`DETECTION_COLUMNS`] starting at column `at`.
+    pub(super) fn read_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(RawDetection {
+            id: row.get(at)?,
+            prediction_type: row.get(at + 1)?,
+            start: row.get(at + 2)?,
+            end: row.get(at + 3)?,
+            low: row.get(at + 4)?,
+            high: row.get(at + 5)?,
+            score: row.get(at + 6)?,
+        })
+    }
+
+    /// The detection, with its tags taken from `tags`. Like acoupi, a box needs all four
+    /// coordinates; any missing one means no location.
+    pub(super) fn decode(
+        self,
+        store: &Store,
+        tags: &mut HashMap<Vec<u8>, Vec<PredictedTag>>,
+    ) -> Result<Detection, Error> {
+        let prediction_type =
+            PredictionType::from_name(&self.prediction_type).ok_or_else(|| Error::BadValue {
+                path: store.path.clone(),
+                detail: format!(
+                    "`detection.prediction_type` is `{}`, not presence, sequence or event",
+                    self.prediction_type
+                ),
+            })?;
+        let location = match (self.start, self.low, self.end, self.high) {
+            (Some(s), Some(l), Some(e), Some(h)) => Some(BoundingBox::new(s, l, e, h)),
+            _ => None,
+        };
+        Ok(Detection {
+            id: store.uuid(&self.id, "detection.id")?,
+            prediction_type,
+            location,
+            detection_score: self.score,
+            tags: tags.remove(&self.id).unwrap_or_default(),
+        })
+    }
+}
+
+impl Store {
+    /// The tags of the detections `ids`, each list in insertion order (acoupi's `rowid` order).
+    pub(super) fn tags_of(
+        &self,
+        ids: &[Vec<u8>],
+    ) -> Result<HashMap<Vec<u8>, Vec<PredictedTag>>, Error> {
+        let mut out: HashMap<Vec<u8>, Vec<PredictedTag>> = HashMap::with_capacity(ids.len());
+        self.in_chunks(
+            ids,
+            "SELECT detection_id, key, value, confidence_score FROM predicted_tag \
+             WHERE detection_id IN ({}) ORDER BY id",
+            |row| {
+                out.entry(row.get(0)?).or_default().push(PredictedTag {
+                    tag: Tag {
+                        key: row.get(1)?,
+                        value: row.get(2)?,
+                    },
+                    confidence_score: row.get(3)?,
+                });
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The detections of the model outputs `ids`, with their tags, by output id.
+    pub(super) fn detections_of(
+        &self,
+        ids: &[Vec<u8>],
+    ) -> Result<HashMap<Vec<u8>, Vec<Detection>>, Error> {
+        let mut raw = Vec::new();
+        let sql = format!(
+            "SELECT d.model_output_id, {DETECTION_COLUMNS} FROM detection AS d \
+             WHERE d.model_output_id IN ({{}}) ORDER BY d.rowid"
+        );
+        self.in_chunks(ids, &sql, |row| {
+            raw.push((row.get::<_, Vec<u8>>(0)?, RawDetection::read_at(row, 1)?));
+            Ok(())
+        })?;
+        let detection_ids: Vec<Vec<u8>> = raw.iter().map(|(_, d)| d.id.clone()).collect();
+        let mut tags = self.tags_of(&detection_ids)?;
+        let mut out: HashMap<Vec<u8>, Vec<Detection>> = HashMap::new();
+        for (output, d) in raw {
+            out.entry(output)
+                .or_default()
+                .push(d.decode(self, &mut tags)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs `sql`, whose `{}` is replaced by placeholders, once per chunk of `ids`.
+    pub(super) fn in_chunks(
+        &self,
+        ids: &[Vec<u8>],
+        sql: &str,
+        mut each: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), Error> {
+        for chunk in ids.chunks(CHUNK) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let mut run = || -> rusqlite::Result<()> {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(&sql.replace("{}", &placeholders))?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(chunk))?;
+                while let Some(row) = rows.next()? {
+                    each(row)?;
+                }
+                Ok(())
+            };
+            run().map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Filter;
+    use crate::store::fixtures::{output, recording, temp_path};
+
+    #[test]
+    fn an_output_reads_back_whole_and_is_stored_once() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        let r = recording(1);
+        store.insert_recording(&r, None).expect("recording");
+        let o = output(&r, 77, 5);
+        assert!(store.insert_model_output(&o).expect("insert").created);
+        assert!(!store.insert_model_output(&o).expect("again").created);
+        let got = store.model_outputs(&Filter::default()).expect("query");
+        assert_eq!(got, vec![o]);
+        let info = store.info().expect("info");
+        assert_eq!(info.count("detection"), Some(5));
+        assert_eq!(info.count("predicted_tag"), Some(8));
+    }
+
+    #[test]
+    fn an_unknown_recording_is_refused() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        let o = output(&recording(1), 77, 2);
+        let err = store.insert_model_output(&o).expect_err("no recording");
+        assert!(matches!(err, Error::UnknownRecording { id, .. } if id == o.recording.id));
+        assert!(err.to_string().contains(path.as_str()), "{err}");
+    }
+
+    #[test]
+    fn a_failure_mid_insert_leaves_nothing() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        let r = recording(1);
+        store.insert_recording(&r, None).expect("recording");
+        let mut o = output(&r, 77, 4);
+        // The fourth detection repeats the second's id: its insert fails after the output row,
+        // three detections and their tags are written.
+        o.detections[3].id = o.detections[1].id;
+        let err = store
+            .insert_model_output(&o)
+            .expect_err("duplicate detection id");
+        assert!(matches!(err, Error::Constraint { .. }), "{err}");
+        let info = store.info().expect("info");
+        for table in ["model_output", "detection", "predicted_tag"] {
+            assert_eq!(info.count(table), Some(0), "{table} has rows");
+        }
+        // And the store still works.
+        o.detections[3].id = uuid::Uuid::from_u128(999);
+        assert!(store.insert_model_output(&o).expect("insert").created);
+    }
+}
