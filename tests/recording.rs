@@ -73,6 +73,24 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
         })
         .count();
     assert_eq!(wavs, 1);
+    // One row in the metadata store, under the home's implicit deployment, found by task id.
+    let store = acoupi::store::Store::open_read_only(&program.paths.metadata).expect("a store");
+    assert_eq!(store.info().expect("info").count("recording"), Some(1));
+    let stored = store
+        .recording_for_task("task-1")
+        .expect("query")
+        .expect("stored under its task id");
+    assert_eq!(
+        stored.recording.id.to_string(),
+        first["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        stored.recording.path.as_ref().map(|p| p.as_str()),
+        Some(path.as_str())
+    );
+    assert_eq!(stored.recording.samplerate, 48_000);
+    assert_eq!(stored.recording.audio_channels, 2);
+    assert_eq!(stored.recording.deployment.name, "p (acoupi run)");
     // The heartbeat reports the tally: one file, no samples lost.
     let heartbeat = Registry::builtin()
         .get("heartbeat")

@@ -30,13 +30,24 @@ pub fn applies(program: &Program, worker: &Worker) -> bool {
     })
 }
 
-/// Publishes the `record` task's follow-ups with `rec` as their argument.
+/// Stores `rec` in the metadata store, then publishes the `record` task's follow-ups with it
+/// as their argument. A recording that cannot be stored stays in staging (the error is logged
+/// with its path) and is still handed on.
 async fn hand_on(
     broker: &super::transport::Broker,
-    program: &Program,
+    services: &Arc<Services>,
     task: &crate::spec::Task,
     rec: &crate::audio::record::Recorded,
 ) {
+    let program = &services.program;
+    match super::tasks::deployment::current(services).await {
+        Ok(d) => {
+            let _ = super::tasks::record::store(services, rec, d, None).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, path = %rec.path, "the recording was kept in staging but could not be stored");
+        }
+    }
     let value = match serde_json::to_value(rec) {
         Ok(v) => v,
         Err(e) => {
@@ -117,14 +128,14 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
         tokio::pin!(capture);
         let outcome = loop {
             tokio::select! {
-                Some(rec) = rx.recv() => hand_on(&broker, &program, &task, &rec).await,
+                Some(rec) = rx.recv() => hand_on(&broker, &services, &task, &rec).await,
                 r = &mut capture => break r,
                 _ = shutdown.cancelled() => stop.store(true, Ordering::Relaxed),
             }
         };
         // Files finished just before the capture ended.
         while let Ok(rec) = rx.try_recv() {
-            hand_on(&broker, &program, &task, &rec).await;
+            hand_on(&broker, &services, &task, &rec).await;
         }
         match outcome {
             Ok(Ok(files)) => {

@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use super::data::{Deployment, Recording};
+
 /// A finished recording: the result of the `record` task, the input of `detect`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
@@ -39,6 +41,39 @@ pub struct Recorded {
 
 fn one() -> f64 {
     1.0
+}
+
+impl Recorded {
+    /// The recording in acoupi's shape, as it is stored and reported, under `deployment`.
+    pub fn to_recording(&self, deployment: Deployment) -> Result<Recording, uuid::Error> {
+        Ok(Recording {
+            created_on: self.start,
+            duration: self.duration_s,
+            samplerate: self.samplerate,
+            deployment,
+            path: Some(self.path.clone()),
+            audio_channels: u32::from(self.channels),
+            time_expansion: self.time_expansion,
+            id: self.id.parse()?,
+        })
+    }
+
+    /// The result a recording stored earlier stands for (a redelivered task returns it): the
+    /// frame count is derived from the duration, and overruns are not stored (zero).
+    pub fn from_recording(r: &Recording, staged_path: Option<&Utf8PathBuf>) -> Self {
+        let samplerate = r.samplerate;
+        Recorded {
+            id: r.id.to_string(),
+            path: staged_path.or(r.path.as_ref()).cloned().unwrap_or_default(),
+            start: r.created_on,
+            duration_s: r.duration,
+            samplerate,
+            channels: u16::try_from(r.audio_channels).unwrap_or(u16::MAX),
+            frames: (r.duration * f64::from(samplerate)).round() as u64,
+            time_expansion: r.time_expansion,
+            overruns: 0,
+        }
+    }
 }
 
 /// The result of `detect`: what each detector made of one recording.
@@ -125,6 +160,28 @@ mod tests {
             .expect("decode")
             .expect("present");
         assert_eq!((back.time_expansion, back.overruns), (1.0, 0));
+    }
+
+    #[test]
+    fn a_recorded_converts_to_acoupis_recording_and_back() {
+        let r = recorded();
+        let deployment = Deployment {
+            id: uuid::Uuid::from_u128(7),
+            name: "hedge".into(),
+            latitude: Some(51.5),
+            longitude: None,
+            started_on: "2026-06-01T20:00:00Z".parse().expect("timestamp"),
+            ended_on: None,
+        };
+        let acoupi = r.to_recording(deployment.clone()).expect("a UUID id");
+        assert_eq!(acoupi.id.to_string(), r.id);
+        assert_eq!(acoupi.created_on, r.start);
+        assert_eq!(acoupi.path.as_ref(), Some(&r.path));
+        assert_eq!(acoupi.deployment, deployment);
+        assert_eq!(Recorded::from_recording(&acoupi, None), r);
+        let mut bad = r;
+        bad.id = "not-a-uuid".into();
+        assert!(bad.to_recording(deployment).is_err());
     }
 
     #[test]

@@ -79,6 +79,18 @@ impl Store {
         raw.map(|r| r.decode(self)).transpose()
     }
 
+    /// The recording the task `task_id` stored, if it stored one: how a redelivered task
+    /// finds the result of its earlier run.
+    pub fn recording_for_task(&self, task_id: &str) -> Result<Option<StoredRecording>, Error> {
+        let sql = format!("{SELECT} WHERE x.task_id = ?1");
+        let raw = self
+            .conn
+            .query_row(&sql, [task_id], RawRecording::read)
+            .optional()
+            .map_err(|e| self.error(e))?;
+        raw.map(|r| r.decode(self)).transpose()
+    }
+
     /// Records that the audio of recording `id` now lives at `path` (acoupi's `recording.path`).
     pub fn set_recording_path(&mut self, id: Uuid, path: &Utf8Path) -> Result<(), Error> {
         let changed = self
@@ -290,6 +302,10 @@ mod tests {
         );
         assert_eq!(store.info().expect("info").count("recording"), Some(1));
         assert_eq!(store.recording(again.id).expect("query"), None);
+        // The task finds what its first delivery stored.
+        let found = store.recording_for_task("task-1").expect("query");
+        assert_eq!(found.map(|f| f.recording), Some(r));
+        assert_eq!(store.recording_for_task("task-404").expect("query"), None);
     }
 
     #[test]

@@ -12,22 +12,7 @@ use jiff::tz::TimeZone;
 
 /// `t` as Python's `isoformat()` of the same instant in UTC.
 pub(super) fn encode(t: Timestamp) -> String {
-    let dt = TimeZone::UTC.to_datetime(t);
-    let micros = dt.subsec_nanosecond() / 1_000;
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    if micros != 0 {
-        s.push_str(&format!(".{micros:06}"));
-    }
-    s.push_str("+00:00");
-    s
+    crate::spec::data::isoformat(t)
 }
 
 /// A stored time: any offset (`+00:00`, `Z`, `+01:00`); a time without one is UTC, as acoupi

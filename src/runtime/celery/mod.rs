@@ -17,12 +17,13 @@
 mod python;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::Map;
+
+use crate::spec::data::isoformat;
 
 use self::python::repr_capped;
 
@@ -724,26 +725,6 @@ fn parse_iso(text: &str) -> Result<Timestamp, String> {
         Ok(dt) => TimeZone::UTC.to_timestamp(dt).map_err(|e| e.to_string()),
         Err(_) => Err(with_offset.to_string()),
     }
-}
-
-/// `ts` as Python's `datetime.isoformat()` writes an aware UTC datetime.
-fn isoformat(ts: Timestamp) -> String {
-    let dt = TimeZone::UTC.to_datetime(ts);
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    let micros = dt.subsec_nanosecond() / 1000;
-    if micros != 0 {
-        let _ = write!(out, ".{micros:06}");
-    }
-    out.push_str("+00:00");
-    out
 }
 
 /// A time limit as JSON: an integer when whole (as Python sends `60`), null when unset or not

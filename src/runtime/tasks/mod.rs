@@ -5,12 +5,13 @@
 //! whether a retry may help. Each handler is in a file named after its task; the names come
 //! from [`crate::spec::tasks`], the same constants the compiler emits.
 
+pub(crate) mod deployment;
 mod heartbeat;
 mod noop;
 pub(crate) mod record;
 mod services;
 
-pub use services::{Clock, Services};
+pub use services::{Clock, DeploymentSource, Services};
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -2,17 +2,21 @@
 //! directory; its result (the `Recorded` JSON: id, path, start, duration, rate, channels) is
 //! the argument of the follow-up `detect` (or `manage-files`) task.
 //!
-//! Idempotent: the result is kept under `state/recorded/<task id>.json`, so a task the broker
-//! redelivers after it already recorded (its acknowledgement lost with the connection or the
-//! process) returns the same recording instead of storing a second one.
+//! Each recording is stored in the metadata store under the current deployment, with the id of
+//! the task that made it. Idempotent: a task the broker redelivers after it already recorded
+//! (its acknowledgement lost with the connection or the process) finds its recording in the
+//! store and returns it instead of recording and storing a second one.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-use super::{TaskContext, TaskError, TaskFuture};
+use super::{Services, TaskContext, TaskError, TaskFuture};
 use crate::audio::record::{RecordPlan, Recorded, record_once};
 use crate::audio::synthetic::Pacing;
 use crate::audio::{AudioError, open::open};
 use crate::spec::Program;
+use crate::spec::data::Deployment;
 use crate::spec::layout::State;
 
 /// The microphone the program records with.
@@ -44,35 +48,61 @@ pub(crate) fn classify(e: AudioError) -> TaskError {
 
 pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
     Box::pin(async move {
-        let done_dir = ctx.program().paths.state.join("recorded");
-        let done = done_dir.join(format!("{}.json", ctx.task_id.replace(['/', '.'], "_")));
-        if let Ok(text) = std::fs::read_to_string(&done)
-            && let Ok(previous) = serde_json::from_str::<Recorded>(&text)
-        {
+        let services = Arc::clone(&ctx.services);
+        let task_id = ctx.task_id.clone();
+        let earlier = services
+            .with_store(move |store, _| store.recording_for_task(&task_id))
+            .await?;
+        if let Some(stored) = earlier {
+            let previous = Recorded::from_recording(&stored.recording, stored.staged_path.as_ref());
             tracing::info!(id = %ctx.task_id, path = %previous.path, "already recorded by an earlier delivery");
-            return serde_json::to_value(previous).map_err(|e| TaskError::Permanent(e.to_string()));
+            return to_json(&previous);
         }
-        let services = ctx.services.clone();
+        // Before recording: without a deployment there is nothing to file the recording under.
+        let deployment = super::deployment::current(&services).await?;
+        let recorder = Arc::clone(&services);
         let recorded = tokio::task::spawn_blocking(move || -> Result<Recorded, TaskError> {
-            let program = &services.program;
+            let program = &recorder.program;
             let mic = microphone(program)?;
-            let plan = RecordPlan::for_program(program, mic, serial(&services.host, &mic.name));
+            let plan = RecordPlan::for_program(program, mic, serial(&recorder.host, &mic.name));
             let mut source = open(mic, Pacing::RealTime).map_err(classify)?;
             record_once(source.as_mut(), &plan).map_err(classify)
         })
         .await
         .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
+        // The store keeps microseconds: the result is what a redelivery would read back.
+        let mut recorded = recorded;
+        recorded.start = crate::spec::data::to_micros(recorded.start);
         tracing::info!(path = %recorded.path, duration_s = recorded.duration_s, "recorded");
-        tally(&ctx.program().paths.state, &recorded);
-        let value =
-            serde_json::to_value(&recorded).map_err(|e| TaskError::Permanent(e.to_string()))?;
-        if let Err(e) = std::fs::create_dir_all(&done_dir)
-            .and_then(|()| std::fs::write(&done, value.to_string()))
-        {
-            tracing::warn!(error = %e, "could not remember the recording for redeliveries");
-        }
-        Ok(value)
+        store(&services, &recorded, deployment, Some(ctx.task_id.clone())).await?;
+        tally(&services.program.paths.state, &recorded);
+        to_json(&recorded)
     })
+}
+
+/// Stores `recorded` under `deployment` in the metadata store (idempotent per task id). On
+/// failure the file stays in staging, named in the error, so no audio is lost.
+pub(crate) async fn store(
+    services: &Arc<Services>,
+    recorded: &Recorded,
+    deployment: Deployment,
+    task_id: Option<String>,
+) -> Result<(), TaskError> {
+    let row = recorded.to_recording(deployment).map_err(|e| {
+        TaskError::Permanent(format!("recording id `{}` is not a UUID: {e}", recorded.id))
+    })?;
+    services
+        .with_store(move |store, _| store.insert_recording(&row, task_id.as_deref()))
+        .await
+        .map(drop)
+        .map_err(|e| {
+            tracing::error!(path = %recorded.path, error = %e, "the recording was kept in staging but could not be stored");
+            e
+        })
+}
+
+fn to_json(recorded: &Recorded) -> Result<Json, TaskError> {
+    serde_json::to_value(recorded).map_err(|e| TaskError::Permanent(e.to_string()))
 }
 
 /// Adds `rec` to the recording tally (best effort: a heartbeat detail, never a failure).

@@ -1,16 +1,22 @@
 //! What a worker process shares between its task runs: built once, handed to every handler.
 //!
-//! In: the compiled program. Out: [`Services`]: the program, the machine's facts, the clock
-//! handlers read the time from, and the long-lived resources the pipeline stages hold (the
-//! metadata store; detector processes and messengers as those stages land). A resource is
-//! opened on first use, so a worker that never needs it never pays for it.
+//! In: the compiled program and where its deployment comes from. Out: [`Services`]: the
+//! program, the machine's facts, the clock handlers read the time from, the current deployment
+//! and the long-lived resources the pipeline stages hold (the metadata store; detector
+//! processes and messengers as those stages land). A resource is opened on first use, so a
+//! worker that never needs it never pays for it, and dropped after a failure, so the next task
+//! opens it afresh (a replaced or repaired file is picked up without a restart).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use camino::Utf8PathBuf;
 use jiff::Timestamp;
 
+use super::TaskError;
 use crate::host::Host;
 use crate::spec::Program;
+use crate::spec::data::Deployment;
+use crate::store::{self, Store};
 
 /// Where handlers read the time from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +37,18 @@ impl Clock {
     }
 }
 
+/// Where the deployment that recordings belong to comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentSource {
+    /// The deployment file `acoupi deploy` wrote (`config/deployment.json`); a missing or
+    /// unreadable file fails the task, naming the file. The deployed units run so.
+    File(Utf8PathBuf),
+    /// One implicit deployment per home: the store's current deployment while it has not
+    /// ended, else a new one named after the program. `acoupi run` and `acoupi task run` run
+    /// so when the home is not deployed.
+    Implicit,
+}
+
 /// The services of one worker process.
 #[derive(Debug)]
 pub struct Services {
@@ -40,15 +58,103 @@ pub struct Services {
     pub host: Host,
     /// The clock.
     pub clock: Clock,
+    /// Where the current deployment comes from.
+    pub deployment: DeploymentSource,
+    /// The metadata store, once opened.
+    store: Mutex<Option<Store>>,
+    /// The implicit deployment, once chosen (so every recording of a run shares it).
+    implicit: Mutex<Option<Deployment>>,
 }
 
 impl Services {
-    /// The services of a process running `program`, on this machine's clock.
+    /// The services of a process running `program`, on this machine's clock; the deployment
+    /// is the home's deployment file when there is one, else implicit.
     pub fn new(program: Arc<Program>) -> Arc<Self> {
+        let file = crate::spec::layout::deployment_file(&program.home);
+        let deployment = if file.exists() {
+            DeploymentSource::File(file)
+        } else {
+            DeploymentSource::Implicit
+        };
+        Self::with_deployment(program, deployment)
+    }
+
+    /// The services of a process running `program` with its deployment from `deployment`.
+    pub fn with_deployment(program: Arc<Program>, deployment: DeploymentSource) -> Arc<Self> {
         Arc::new(Services {
             program,
             host: Host::detect(),
             clock: Clock::System,
+            deployment,
+            store: Mutex::new(None),
+            implicit: Mutex::new(None),
         })
+    }
+
+    /// Runs `f` with the metadata store on a blocking thread, opening the store on first use.
+    /// A store error becomes a task error naming the file; after one, the connection is
+    /// dropped and the next call opens the file again.
+    pub async fn with_store<T, F>(self: &Arc<Self>, f: F) -> Result<T, TaskError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, &Services) -> Result<T, store::Error> + Send + 'static,
+    {
+        let services = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut slot = services
+                .store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let store = match slot.as_mut() {
+                Some(s) => s,
+                None => slot.insert(Store::open(&services.program.paths.metadata)?),
+            };
+            let result = f(store, &services);
+            if result.is_err() {
+                *slot = None;
+            }
+            result
+        })
+        .await
+        .map_err(|e| TaskError::Transient(format!("the metadata store thread failed: {e}")))?
+        .map_err(TaskError::from)
+    }
+
+    /// The implicit deployment chosen for this process, if one was.
+    pub(super) fn implicit_deployment(&self) -> Option<Deployment> {
+        self.implicit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Remembers the implicit deployment for the rest of the process.
+    pub(super) fn set_implicit_deployment(&self, d: &Deployment) {
+        *self.implicit.lock().unwrap_or_else(PoisonError::into_inner) = Some(d.clone());
+    }
+}
+
+impl From<store::Error> for TaskError {
+    /// Failures that may pass (a lock held too long, a full or read-only disk, a file that
+    /// cannot be opened now) are retried; a corrupt file, a newer schema or a bad value will
+    /// not mend by retrying.
+    fn from(e: store::Error) -> Self {
+        use store::Error as E;
+        match e {
+            E::Locked { .. }
+            | E::DiskFull { .. }
+            | E::ReadOnly { .. }
+            | E::CannotOpen { .. }
+            | E::CreateDir { .. }
+            | E::Sqlite { .. } => TaskError::Transient(e.to_string()),
+            E::Missing { .. }
+            | E::NotADatabase { .. }
+            | E::NotAStore { .. }
+            | E::Corrupt { .. }
+            | E::NewerSchema { .. }
+            | E::UnknownRecording { .. }
+            | E::Constraint { .. }
+            | E::BadValue { .. } => TaskError::Permanent(e.to_string()),
+        }
     }
 }
