@@ -25,7 +25,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use common::{acoupi, code, stderr, stdout, tempdir};
 use serde_json::Value;
 
-const SHOW: &str = "LoadState,ActiveState,SubState,Result,NRestarts,Job";
+const SHOW: &str =
+    "LoadState,ActiveState,SubState,Result,NRestarts,Job,ExecMainCode,ExecMainStatus";
 const AMQP_GUEST: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The systemctl stub: logs each call, keeps `active` while the target is started.

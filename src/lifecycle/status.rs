@@ -279,8 +279,12 @@ pub fn gather(
                 _ => String::new(),
             };
             let doing = if s.job.is_empty() { "" } else { "starting: " };
+            let exit = match s.exit_status {
+                Some(e) => format!(", exit status {}", super::sandbox::exit_status_text(e)),
+                None => String::new(),
+            };
             problems.push(format!(
-                "`{unit}` is {doing}{}/{}{restarts}",
+                "`{unit}` is {doing}{}/{}{restarts}{exit}",
                 s.active_state, s.sub_state
             ));
         }

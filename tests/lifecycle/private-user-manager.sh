@@ -3,12 +3,34 @@
 #
 # In: run as root through `unshare --mount --propagation private`, so the mounts below are seen
 # by this manager and its units only; `$1` names the cgroup of its own to create;
-# `XDG_RUNTIME_DIR` (mode 0700) and `XDG_CONFIG_HOME` are temporary directories. Out: this
-# process becomes `systemd --user`, listening on `$XDG_RUNTIME_DIR/systemd/private`, reading
-# units from `$XDG_CONFIG_HOME/systemd/user`, with the units' output on its stderr.
+# `XDG_RUNTIME_DIR` (mode 0700) and `XDG_CONFIG_HOME` are temporary directories. Further
+# arguments make the machine poorer, to test how deploy copes: `no-user-namespaces` (run
+# through `unshare --user` as well) forbids creating user namespaces, `no-inaccessible-nodes`
+# leaves out the nodes sandboxed units need. Out: this process becomes `systemd --user`,
+# listening on `$XDG_RUNTIME_DIR/systemd/private`, reading units from
+# `$XDG_CONFIG_HOME/systemd/user`, with the units' output on its stderr.
 set -eu
 
 cgroup=$1
+shift
+inaccessible_nodes=yes
+for option in "$@"; do
+    case $option in
+    no-user-namespaces)
+        # Only ever in a user namespace of its own: the limit then holds for it alone.
+        if [ "$(readlink /proc/self/ns/user)" = "$(readlink /proc/1/ns/user)" ]; then
+            echo "no-user-namespaces needs \`unshare --user\`" >&2
+            exit 2
+        fi
+        echo 0 >/proc/sys/user/max_user_namespaces
+        ;;
+    no-inaccessible-nodes) inaccessible_nodes=no ;;
+    *)
+        echo "unknown option $option" >&2
+        exit 2
+        ;;
+    esac
+done
 
 # Units with ProtectKernelTunables= (which implies MountAPIVFS=) get an empty tmpfs on /run
 # unless /run is a mount point already, as it is where systemd booted the machine; here it
@@ -25,7 +47,9 @@ mkdir /run/systemd/system
 # mounting the nodes under /run/systemd/inaccessible, which PID 1 makes; without them every
 # sandboxed unit exits with 226/NAMESPACE. The manager makes the same nodes in its runtime
 # directory when it starts: point there.
-ln -s "$XDG_RUNTIME_DIR/systemd/inaccessible" /run/systemd/inaccessible
+if [ "$inaccessible_nodes" = yes ]; then
+    ln -s "$XDG_RUNTIME_DIR/systemd/inaccessible" /run/systemd/inaccessible
+fi
 
 # A cgroup of its own in every hierarchy that tracks processes: a manager in the root cgroup
 # would move every process of the machine there into `init.scope`, and two managers would

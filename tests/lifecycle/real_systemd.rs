@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::user_manager::UserManager;
+use super::user_manager::{Host, UserManager};
 use super::{World, with_broker};
 use crate::common::{acoupi, code, stderr, stdout};
 
@@ -112,28 +112,7 @@ fn real_user_systemd_deploys_and_stops() {
     }
 
     // Status: healthy once every worker consumes.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (status, report) = loop {
-        let out = w.real(&m, &["status", "--format", "json"]);
-        let report: Value = serde_json::from_str(&stdout(&out))
-            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
-        if report["health"] == "healthy" || Instant::now() >= deadline {
-            break (code(&out), report);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(status, 0, "{report:#}\n{}", m.diagnose(&units));
-    assert_eq!(report["health"], "healthy");
-    for worker in report["workers"].as_array().expect("workers") {
-        assert_eq!(worker["state"], "consuming", "{report:#}");
-    }
-    let queues = w.queues();
-    with_broker(async |broker| {
-        for q in &queues {
-            assert_eq!(broker.consumers(q).await.expect("consumers"), 1, "{q}");
-        }
-        broker.close().await;
-    });
+    assert_healthy(&w, &m, &units);
 
     // Stop: the units stop, are disabled and unlinked; the deployment ends.
     let out = w.real(&m, &["stop", "--purge"]);
@@ -153,9 +132,45 @@ fn real_user_systemd_deploys_and_stops() {
     assert!(!enabled.status.success(), "{enabled:?}");
     assert_eq!(entries(&m.unit_dir()), Vec::<String>::new());
     assert!(w.deployment().expect("ended")["ended_on"].is_string());
+    assert_consumers_and_delete_queues(&w, 0);
+    let out = w.real(&m, &["status", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+}
+
+/// Waits until `acoupi status` says healthy (every worker consuming), and checks each queue
+/// has its consumer on the broker.
+fn assert_healthy(w: &World, m: &UserManager, units: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, report) = loop {
+        let out = w.real(m, &["status", "--format", "json"]);
+        let report: Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+        if report["health"] == "healthy" || Instant::now() >= deadline {
+            break (code(&out), report);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(status, 0, "{report:#}\n{}", m.diagnose(units));
+    assert_eq!(report["health"], "healthy");
+    for worker in report["workers"].as_array().expect("workers") {
+        assert_eq!(worker["state"], "consuming", "{report:#}");
+    }
+    let queues = w.queues();
     with_broker(async |broker| {
         for q in &queues {
-            assert_eq!(broker.consumers(q).await.expect("consumers"), 0, "{q}");
+            assert_eq!(broker.consumers(q).await.expect("consumers"), 1, "{q}");
+        }
+        broker.close().await;
+    });
+}
+
+/// Checks each of the test's queues has `consumers` consumers, then deletes them.
+fn assert_consumers_and_delete_queues(w: &World, consumers: u32) {
+    let queues = w.queues();
+    with_broker(async |broker| {
+        for q in &queues {
+            let n = broker.consumers(q).await.expect("consumers");
+            assert_eq!(n, consumers, "{q}");
         }
         for q in &queues {
             let _ = broker.delete(q).await;
@@ -163,6 +178,93 @@ fn real_user_systemd_deploys_and_stops() {
         }
         broker.close().await;
     });
-    let out = w.real(&m, &["status", "--format", "json"]);
-    assert_eq!(code(&out), 1, "{}", stdout(&out));
+}
+
+/// On a `host` that cannot set up the full sandbox, deploy fails at once naming the exit
+/// status and the remedy, leaving nothing behind; `--sandbox reduced` then deploys, the
+/// workers consume, and stop removes the drop-ins with the links.
+fn full_fails_reduced_runs(host: Host, exit_status: &str) {
+    let m = UserManager::start_on(host).unwrap_or_else(|why| {
+        panic!("cannot start a private systemd user manager for this test: {why}")
+    });
+    let w = World::new();
+    let services = w.services();
+    let mut units = services.clone();
+    units.push("acoupi.target".to_owned());
+
+    let out = w.real(&m, &["deploy"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "failed to start, exit status {exit_status}: systemd could not set up its sandbox"
+        )) && err.contains("`acoupi deploy --sandbox reduced`")
+            && err.contains("undone: units stopped"),
+        "{err}"
+    );
+    assert_eq!(entries(&m.unit_dir()), Vec::<String>::new());
+    assert!(w.deployment().is_none());
+
+    let out = w.real(&m, &["deploy", "--sandbox", "reduced"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        m.diagnose(&units)
+    );
+    assert!(
+        stdout(&out).contains("sandbox: reduced"),
+        "{}",
+        stdout(&out)
+    );
+    let manager_mounts = std::fs::read_link(format!("/proc/{}/ns/mnt", m.pid())).expect("ns");
+    for s in &services {
+        let drop_in = m.unit_dir().join(format!("{s}.d/acoupi-sandbox.conf"));
+        assert!(drop_in.is_file(), "{drop_in}");
+        assert_eq!(
+            m.property(s, "SubState"),
+            "running",
+            "{}",
+            m.diagnose(&units)
+        );
+        // No mount namespace of its own: the reduced sandbox needs none.
+        let pid = m.property(s, "MainPID");
+        let mounts = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("ns");
+        assert_eq!(mounts, manager_mounts, "{s}");
+    }
+    assert_healthy(&w, &m, &units);
+
+    let out = w.real(&m, &["stop", "--purge"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("removed 3 reduced-sandbox drop-ins"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(entries(&m.unit_dir()), Vec::<String>::new());
+    assert_consumers_and_delete_queues(&w, 0);
+}
+
+#[test]
+fn without_user_namespaces_deploy_explains_and_the_reduced_sandbox_runs() {
+    full_fails_reduced_runs(
+        Host {
+            user_namespaces: false,
+            inaccessible_nodes: true,
+        },
+        "217/USER",
+    );
+}
+
+#[test]
+fn without_a_mount_namespace_deploy_explains_and_the_reduced_sandbox_runs() {
+    full_fails_reduced_runs(
+        Host {
+            user_namespaces: true,
+            inaccessible_nodes: false,
+        },
+        "226/NAMESPACE",
+    );
 }

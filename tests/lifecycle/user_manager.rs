@@ -23,6 +23,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long it may take to stop its units and exit before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What the machine offers the manager's units.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Host {
+    /// Whether units may create user namespaces (`PrivateUsers=`).
+    pub(crate) user_namespaces: bool,
+    /// Whether the nodes sandboxed units are masked with exist (as where systemd is PID 1).
+    pub(crate) inaccessible_nodes: bool,
+}
+
+impl Host {
+    /// This machine as it is, made ready for the manager.
+    pub(crate) const FULL: Host = Host {
+        user_namespaces: true,
+        inaccessible_nodes: true,
+    };
+}
+
 /// A running private user manager; stopped when dropped.
 pub(crate) struct UserManager {
     _dir: tempfile::TempDir,
@@ -35,6 +52,11 @@ impl UserManager {
     /// Starts the manager and waits until it answers `systemctl --user`; `Err` says why it
     /// could not, and how to fix that.
     pub(crate) fn start() -> Result<UserManager, String> {
+        UserManager::start_on(Host::FULL)
+    }
+
+    /// [`UserManager::start`] on a machine that offers `host`.
+    pub(crate) fn start_on(host: Host) -> Result<UserManager, String> {
         if !rustix::process::geteuid().is_root() {
             return Err("the private user manager needs root, to give it a mount namespace and a cgroup of its own: run the tests as root (CI does)".to_owned());
         }
@@ -55,9 +77,27 @@ impl UserManager {
         std::fs::create_dir_all(manager.unit_dir()).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(manager.log_path()).map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "sh", "-c", SCRIPT])
-            .args(["private-user-manager", &manager.cgroup])
+        let mut unshare = Command::new("unshare");
+        if !host.user_namespaces {
+            unshare.args(["--user", "--map-root-user"]);
+        }
+        unshare.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            SCRIPT,
+        ]);
+        unshare.args(["private-user-manager", &manager.cgroup]);
+        if !host.user_namespaces {
+            unshare.arg("no-user-namespaces");
+        }
+        if !host.inaccessible_nodes {
+            unshare.arg("no-inaccessible-nodes");
+        }
+        let child = unshare
             .env("XDG_RUNTIME_DIR", manager.runtime_dir())
             .env("XDG_CONFIG_HOME", manager.config_home())
             .env("XDG_DATA_HOME", manager.root.join("data"))
@@ -99,6 +139,11 @@ impl UserManager {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The manager's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Its `XDG_RUNTIME_DIR`.
