@@ -107,6 +107,8 @@ fn real_user_systemd_deploys_and_stops() {
             m.diagnose(&units)
         );
         // The full sandbox is in force: the main process has a user namespace of its own.
+        assert_eq!(m.property(s, "PrivateUsers"), "yes", "{s}");
+        assert_eq!(m.property(s, "ProtectSystem"), "strict", "{s}");
         let pid = m.property(s, "MainPID");
         assert!(own_user_namespace(&pid), "{s} (pid {pid}) is not sandboxed");
     }
@@ -223,6 +225,11 @@ fn full_fails_reduced_runs(host: Host, exit_status: &str) {
     for s in &services {
         let drop_in = m.unit_dir().join(format!("{s}.d/acoupi-sandbox.conf"));
         assert!(drop_in.is_file(), "{drop_in}");
+        for option in ["PrivateUsers", "ProtectSystem", "PrivateMounts"] {
+            assert_eq!(m.property(s, option), "no", "{s} {option}");
+        }
+        assert_eq!(m.property(s, "ReadWritePaths"), "", "{s}");
+        assert_eq!(m.property(s, "NoNewPrivileges"), "yes", "{s}");
         assert_eq!(
             m.property(s, "SubState"),
             "running",
