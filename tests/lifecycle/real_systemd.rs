@@ -114,7 +114,8 @@ fn real_user_systemd_deploys_and_stops() {
     }
 
     // Status: healthy once every worker consumes.
-    assert_healthy(&w, &m, &units);
+    let report = assert_healthy(&w, &m, &units);
+    assert_eq!(report["sandbox"], "full");
 
     // Stop: the units stop, are disabled and unlinked; the deployment ends.
     let out = w.real(&m, &["stop", "--purge"]);
@@ -137,11 +138,13 @@ fn real_user_systemd_deploys_and_stops() {
     assert_consumers_and_delete_queues(&w, 0);
     let out = w.real(&m, &["status", "--format", "json"]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(report["sandbox"], Value::Null);
 }
 
 /// Waits until `acoupi status` says healthy (every worker consuming), and checks each queue
-/// has its consumer on the broker.
-fn assert_healthy(w: &World, m: &UserManager, units: &[String]) {
+/// has its consumer on the broker; returns the report.
+fn assert_healthy(w: &World, m: &UserManager, units: &[String]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     let (status, report) = loop {
         let out = w.real(m, &["status", "--format", "json"]);
@@ -164,6 +167,7 @@ fn assert_healthy(w: &World, m: &UserManager, units: &[String]) {
         }
         broker.close().await;
     });
+    report
 }
 
 /// Checks each of the test's queues has `consumers` consumers, then deletes them.
@@ -241,7 +245,10 @@ fn full_fails_reduced_runs(host: Host, exit_status: &str) {
         let mounts = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("ns");
         assert_eq!(mounts, manager_mounts, "{s}");
     }
-    assert_healthy(&w, &m, &units);
+    let report = assert_healthy(&w, &m, &units);
+    assert_eq!(report["sandbox"], "reduced");
+    let text = stdout(&w.real(&m, &["status"]));
+    assert!(text.contains("sandbox      reduced: "), "{text}");
 
     let out = w.real(&m, &["stop", "--purge"]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
