@@ -41,6 +41,9 @@ mount --rbind /run /run
 # systemd refuses to run as a user manager unless /run/systemd/system exists (its
 # sd_booted() test), which PID 1 makes when it is systemd. An empty tmpfs over /run/systemd,
 # in this mount namespace only, holds it: nothing changes for the rest of the machine.
+# (Only the empty mount point /run/systemd may be made on the machine, where it is missing;
+# sd_booted() does not look at it.)
+mkdir -p /run/systemd
 mount -t tmpfs -o mode=0755 tmpfs /run/systemd
 mkdir /run/systemd/system
 # A manager running as root masks paths (ProtectKernelTunables=, ProtectHome=, …) by
