@@ -3,6 +3,7 @@
 //! workers consuming from the real RabbitMQ on 127.0.0.1:5672 under queue names unique to the
 //! test. Fails, saying why and how to fix it, when the manager cannot start.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,8 @@ fn own_user_namespace(pid: &str) -> bool {
 #[test]
 fn real_user_systemd_deploys_and_stops() {
     let m = private_manager();
+    let runtime = std::fs::metadata(m.runtime_dir()).expect("runtime dir");
+    assert_eq!(runtime.permissions().mode() & 0o7777, 0o700);
     let w = World::new();
     let services = w.services();
     let mut units = services.clone();
@@ -89,6 +92,18 @@ fn real_user_systemd_deploys_and_stops() {
         entries(&m.unit_dir().join("default.target.wants")),
         ["acoupi.target"]
     );
+    // The real user unit directory is left alone.
+    if let Some(home) = std::env::var_os("HOME") {
+        let real = std::path::Path::new(&home).join(".config/systemd/user");
+        for u in &units {
+            let link = std::fs::read_link(real.join(u)).ok();
+            assert!(
+                link.is_none_or(|l| !l.starts_with(&w.home)),
+                "{u} linked in {}",
+                real.display()
+            );
+        }
+    }
     assert_eq!(m.property("acoupi.target", "UnitFileState"), "enabled");
     assert_eq!(
         m.property("acoupi.target", "ActiveState"),

@@ -10,6 +10,7 @@
 //! `scripts/test` installs systemd. Without them [`UserManager::start`] says what is missing.
 
 use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -73,7 +74,10 @@ impl UserManager {
             cgroup,
             child: None,
         };
-        std::fs::create_dir(manager.runtime_dir()).map_err(|e| e.to_string())?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(manager.runtime_dir())
+            .map_err(|e| e.to_string())?;
         std::fs::create_dir_all(manager.unit_dir()).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(manager.log_path()).map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
