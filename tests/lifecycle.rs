@@ -392,6 +392,45 @@ fn a_failing_step_undoes_the_steps_before_it() {
 }
 
 #[test]
+fn the_reduced_sandbox_is_written_beside_the_links_and_removed_with_them() {
+    // A failing step removes the drop-ins it wrote.
+    let w = World::new();
+    let out = w
+        .cmd(&["deploy", "--sandbox", "reduced"])
+        .env("ACOUPI_STUB_FAIL", "enable")
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 1);
+    assert!(one_line_error(&out).contains("sandbox drop-ins removed"));
+    assert!(w.links().is_empty(), "{:?}", w.links());
+
+    let out = w.run(&["deploy", "--sandbox", "reduced"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut expected = w.services();
+    expected.push("acoupi.target".into());
+    expected.extend(w.services().iter().map(|s| format!("{s}.d")));
+    expected.sort();
+    assert_eq!(w.links(), expected);
+    for s in w.services() {
+        let text = std::fs::read_to_string(w.unit_dir().join(format!("{s}.d/acoupi-sandbox.conf")))
+            .expect("drop-in");
+        assert!(text.contains("\nPrivateUsers=no\n"), "{text}");
+    }
+    let out = w.run(&["stop"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(w.links().is_empty(), "{:?}", w.links());
+
+    // A full deployment removes drop-ins left from before.
+    let dir = w.unit_dir().join("acoupi-beat.service.d");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("acoupi-sandbox.conf"), "[Service]\n").expect("stale");
+    let out = w.run(&["deploy"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("sandbox: full"), "{}", stdout(&out));
+    assert!(!dir.exists());
+}
+
+#[test]
 fn a_unit_that_fails_to_start_undoes_the_deployment() {
     let w = World::new();
     let out = w
