@@ -88,6 +88,10 @@ pub struct DeployArgs {
     /// Longitude of the deployment [default: the program's location].
     #[arg(long, allow_hyphen_values = true, requires = "latitude")]
     pub longitude: Option<f64>,
+    /// The units' sandbox: `reduced` turns off the options that need namespaces, for
+    /// machines that cannot give them (most containers).
+    #[arg(long, value_enum, default_value_t)]
+    pub sandbox: crate::lifecycle::sandbox::Profile,
 }
 
 /// `acoupi status`.

@@ -1,16 +1,19 @@
 //! `acoupi deploy`, `status`, `stop`, `workers start|stop|restart`, `init` and `config show`
 //! through the real binary.
 //!
-//! There is no user systemd where these tests run, so `systemctl` and `loginctl` are recording
-//! stubs (`ACOUPI_SYSTEMCTL`, `ACOUPI_LOGINCTL`): each call's arguments are logged and the
+//! Most tests drive recording stubs of `systemctl` and `loginctl` (`ACOUPI_SYSTEMCTL`,
+//! `ACOUPI_LOGINCTL`), so failures can be injected: each call's arguments are logged and the
 //! exact command sequence is asserted, including the steps a failure undoes. The stub keeps
 //! whether `acoupi.target` was started, answers `show` from that, and fails the subcommand
 //! named in `ACOUPI_STUB_FAIL`. The broker is the real RabbitMQ on 127.0.0.1:5672, with
-//! queue names unique to each test. `real_user_systemd_deploys_and_stops` runs the same
-//! sequence against the real user systemd, and is skipped (saying so) only when there is
-//! none.
+//! queue names unique to each test. `real_systemd` runs the same sequence against a real
+//! systemd: a private user manager each of its tests starts (`user_manager`).
 
 mod common;
+#[path = "lifecycle/real_systemd.rs"]
+mod real_systemd;
+#[path = "lifecycle/user_manager.rs"]
+mod user_manager;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
@@ -22,7 +25,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use common::{acoupi, code, stderr, stdout, tempdir};
 use serde_json::Value;
 
-const SHOW: &str = "LoadState,ActiveState,SubState,Result,NRestarts,Job";
+const SHOW: &str =
+    "LoadState,ActiveState,SubState,Result,NRestarts,Job,ExecMainCode,ExecMainStatus";
 const AMQP_GUEST: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The systemctl stub: logs each call, keeps `active` while the target is started.
@@ -385,6 +389,45 @@ fn a_failing_step_undoes_the_steps_before_it() {
         assert!(w.links().is_empty(), "{failing}: {:?}", w.links());
         assert!(w.deployment().is_none(), "{failing}");
     }
+}
+
+#[test]
+fn the_reduced_sandbox_is_written_beside_the_links_and_removed_with_them() {
+    // A failing step removes the drop-ins it wrote.
+    let w = World::new();
+    let out = w
+        .cmd(&["deploy", "--sandbox", "reduced"])
+        .env("ACOUPI_STUB_FAIL", "enable")
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 1);
+    assert!(one_line_error(&out).contains("sandbox drop-ins removed"));
+    assert!(w.links().is_empty(), "{:?}", w.links());
+
+    let out = w.run(&["deploy", "--sandbox", "reduced"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut expected = w.services();
+    expected.push("acoupi.target".into());
+    expected.extend(w.services().iter().map(|s| format!("{s}.d")));
+    expected.sort();
+    assert_eq!(w.links(), expected);
+    for s in w.services() {
+        let text = std::fs::read_to_string(w.unit_dir().join(format!("{s}.d/acoupi-sandbox.conf")))
+            .expect("drop-in");
+        assert!(text.contains("\nPrivateUsers=no\n"), "{text}");
+    }
+    let out = w.run(&["stop"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(w.links().is_empty(), "{:?}", w.links());
+
+    // A full deployment removes drop-ins left from before.
+    let dir = w.unit_dir().join("acoupi-beat.service.d");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("acoupi-sandbox.conf"), "[Service]\n").expect("stale");
+    let out = w.run(&["deploy"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("sandbox: full"), "{}", stdout(&out));
+    assert!(!dir.exists());
 }
 
 #[test]
@@ -992,59 +1035,4 @@ fn the_wizard_writes_nothing_when_the_input_ends_early() {
             .expect("check");
         assert_eq!(code(&check), 0, "{kind}: {}", stderr(&check));
     }
-}
-
-/// Whether a user systemd answers `systemctl --user` here.
-fn user_systemd() -> Result<(), String> {
-    match Command::new("systemctl")
-        .args(["--user", "show-environment"])
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-#[test]
-fn real_user_systemd_deploys_and_stops() {
-    if let Err(why) = user_systemd() {
-        // The one test that may skip: the others cover the command sequence with stubs.
-        println!("SKIPPED real_user_systemd_deploys_and_stops: no user systemd here ({why})");
-        eprintln!("SKIPPED real_user_systemd_deploys_and_stops: no user systemd here ({why})");
-        return;
-    }
-    let w = World::new();
-    let real = |args: &[&str]| {
-        let mut c = acoupi();
-        c.args(args)
-            .args(["--home", w.home.as_str()])
-            .env("ACOUPI_DEPLOY_SETTLE_SECS", "20")
-            .env_remove("ACOUPI_SYSTEMCTL")
-            .env_remove("ACOUPI_LOGINCTL")
-            .env_remove("ACOUPI_TEST_BROKER_PASSWORD")
-            .current_dir(&w.root);
-        c.output().expect("acoupi runs")
-    };
-    let out = real(&["deploy"]);
-    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
-    let mut consuming = false;
-    let mut last = String::new();
-    for _ in 0..40 {
-        let out = real(&["status", "--format", "json"]);
-        last = stdout(&out);
-        let s: Value = serde_json::from_str(&last).expect("json");
-        if s["workers"]
-            .as_array()
-            .is_some_and(|ws| ws.iter().all(|w| w["state"] == "consuming"))
-        {
-            consuming = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let stop = real(&["stop", "--purge"]);
-    assert_eq!(code(&stop), 0, "{}", stderr(&stop));
-    assert!(consuming, "the sandboxed workers never consumed:\n{last}");
-    assert!(w.deployment().expect("ended")["ended_on"].is_string());
 }

@@ -5,8 +5,10 @@
 //! Then links the units into the user unit directory, reloads systemd, enables and starts
 //! `acoupi.target`, waits up to `ACOUPI_DEPLOY_SETTLE_SECS` (default 10) seconds for the
 //! units to come up, and writes `config/deployment.json`; a failing step undoes the ones
-//! before it (exit 1). A worker still waiting for its broker is not a failure. Finally it
-//! says whether lingering is on, without which the units stop at logout.
+//! before it (exit 1). A worker still waiting for its broker is not a failure. With
+//! `--sandbox reduced` a drop-in next to each service's link turns off the sandbox options
+//! that need namespaces. Finally it says whether lingering is on, without which the units
+//! stop at logout.
 
 use camino::Utf8Path;
 
@@ -14,6 +16,7 @@ use crate::ExitStatus;
 use crate::cli::DeployArgs;
 use crate::home;
 use crate::lifecycle::deploy::{DeployOptions, POLL, Target, deploy, settle_time};
+use crate::lifecycle::sandbox::{self, Profile};
 use crate::lifecycle::systemd::Systemctl;
 use crate::lifecycle::{refuse, unit_dir};
 use crate::runtime::config as runtime_config;
@@ -47,6 +50,7 @@ pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         location: args.latitude.zip(args.longitude),
         settle: settle_time(),
         poll: POLL,
+        sandbox: args.sandbox,
     };
     let deployed = match deploy(&target, &options) {
         Ok(d) => d,
@@ -66,6 +70,13 @@ pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         "units linked into `{dir}`; `{}` enabled and started",
         crate::plan::TARGET_UNIT
     );
+    match deployed.sandbox {
+        Profile::Full => println!("sandbox: full"),
+        Profile::Reduced => println!(
+            "sandbox: reduced (`{}` drop-ins turn off the options that need namespaces)",
+            sandbox::DROP_IN
+        ),
+    }
     for (unit, state) in &deployed.units {
         let note = if state.is_up() {
             "running".to_owned()

@@ -9,9 +9,10 @@ use camino::Utf8Path;
 use crate::ExitStatus;
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::home;
-use crate::lifecycle::broker_url;
+use crate::lifecycle::sandbox::Profile;
 use crate::lifecycle::status::{Health, Report, gather, human_bytes};
 use crate::lifecycle::systemd::Systemctl;
+use crate::lifecycle::{broker_url, unit_dir};
 use crate::runtime::config as runtime_config;
 
 /// Reports the status.
@@ -25,7 +26,14 @@ pub fn run(args: &StatusArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         Err(e) => return super::fail(e),
     };
     let url = broker_url(&home, &program);
-    let report = gather(&home, &program, &Systemctl::from_env(), url);
+    let unit_dir = unit_dir::user_unit_dir().ok();
+    let report = gather(
+        &home,
+        &program,
+        &Systemctl::from_env(),
+        unit_dir.as_deref(),
+        url,
+    );
     match args.format {
         OutputFormat::Json => match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
@@ -87,6 +95,18 @@ fn text(r: &Report) -> String {
         None => "not deployed".to_owned(),
     };
     let _ = writeln!(out, "deployment   {deployment}");
+    match r.sandbox {
+        Some(Profile::Full) => {
+            let _ = writeln!(out, "sandbox      full");
+        }
+        Some(Profile::Reduced) => {
+            let _ = writeln!(
+                out,
+                "sandbox      reduced: the options that need namespaces are off"
+            );
+        }
+        None => {}
+    }
     let _ = writeln!(out, "health       {verdict}");
     for p in &r.problems {
         let _ = writeln!(out, "  - {p}");

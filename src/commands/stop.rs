@@ -53,6 +53,12 @@ pub fn run(args: &StopArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
     if !stopped.unlinked.is_empty() {
         println!("unlinked {} units from `{dir}`", stopped.unlinked.len());
     }
+    if !stopped.drop_ins.is_empty() {
+        println!(
+            "removed {} reduced-sandbox drop-ins from `{dir}`",
+            stopped.drop_ins.len()
+        );
+    }
     match &stopped.deployment {
         Some(d) => println!(
             "deployment `{}` ({}) ended {}",

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::deployment::{self, Deployment};
+use super::sandbox::{self, Profile};
 use super::systemd::{ServiceManager, UnitState};
 use super::{unit_dir, verify};
 use crate::spec::layout::{BEAT_UNIT, TARGET_UNIT, worker_unit};
@@ -150,6 +151,8 @@ pub struct DeployOptions {
     pub settle: Duration,
     /// How often to look while waiting.
     pub poll: Duration,
+    /// The sandbox the units run in.
+    pub sandbox: Profile,
 }
 
 /// A deployment that started.
@@ -159,6 +162,8 @@ pub struct Deployed {
     pub deployment: Deployment,
     /// The links made in the unit directory.
     pub linked: Vec<Utf8PathBuf>,
+    /// The sandbox the units run in.
+    pub sandbox: Profile,
     /// Each service unit and its state when deploy returned.
     pub units: Vec<(String, UnitState)>,
     /// The user whose lingering was checked.
@@ -197,8 +202,9 @@ fn check_deployable(t: &Target<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deploys: links the units, reloads, enables and starts `acoupi.target`, waits for the
-/// units to start, and records the deployment. Any failure undoes every step taken.
+/// Deploys: links the units (with the reduced sandbox's drop-ins when asked for, and without
+/// any left from before otherwise), reloads, enables and starts `acoupi.target`, waits for
+/// the units to start, and records the deployment. Any failure undoes every step taken.
 pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error> {
     check_deployable(t)?;
     let services = t.services();
@@ -218,6 +224,20 @@ pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error
     rollback.push(format!("units unlinked from `{}`", t.unit_dir), move || {
         unit_dir::unlink(&to_unlink).map_err(|e| e.to_string())
     });
+    match options.sandbox {
+        Profile::Reduced => match sandbox::write_reduced(t.unit_dir, &services) {
+            Ok(written) => rollback.push("sandbox drop-ins removed", move || {
+                sandbox::remove_written(&written).map_err(|e| e.to_string())
+            }),
+            Err(e) => return Err(rollback.fail("reduce the sandbox", e)),
+        },
+        // Drop-ins left by an earlier deployment would reduce the sandbox unasked.
+        Profile::Full => {
+            if let Err(e) = sandbox::remove(t.unit_dir, &services) {
+                return Err(rollback.fail("remove the reduced sandbox's drop-ins", e));
+            }
+        }
+    }
     if let Err(e) = m.daemon_reload() {
         return Err(rollback.fail("reload the user's systemd", e));
     }
@@ -258,6 +278,7 @@ pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error
     Ok(Deployed {
         deployment: record,
         linked,
+        sandbox: options.sandbox,
         units,
         user,
         linger,
@@ -278,10 +299,7 @@ pub fn settle(
         for unit in units {
             let state = m.show(unit).map_err(|e| e.to_string())?;
             if state.start_failed() {
-                return Err(format!(
-                    "`{unit}` failed to start ({}/{}, result `{}`); see `journalctl --user -u {unit}`",
-                    state.active_state, state.sub_state, state.result
-                ));
+                return Err(sandbox::start_failure(unit, &state));
             }
             states.push((unit.clone(), state));
         }
@@ -303,10 +321,12 @@ pub struct Stopped {
     pub stopped: Vec<String>,
     /// The links removed from the unit directory.
     pub unlinked: Vec<Utf8PathBuf>,
+    /// The reduced sandbox's drop-ins removed with them.
+    pub drop_ins: Vec<Utf8PathBuf>,
 }
 
-/// Stops and disables the units (waiting while workers drain), unlinks them, and ends the
-/// deployment. Refuses when nothing is deployed.
+/// Stops and disables the units (waiting while workers drain), unlinks them and removes
+/// their sandbox drop-ins, and ends the deployment. Refuses when nothing is deployed.
 pub fn stop(t: &Target<'_>) -> Result<Stopped, Error> {
     let current = deployment::read(t.home).map_err(|e| Error::Refused(e.to_string()))?;
     let active = current.as_ref().filter(|d| d.is_active()).cloned();
@@ -357,6 +377,14 @@ pub fn stop(t: &Target<'_>) -> Result<Stopped, Error> {
     rollback.push("systemd reloaded", move || {
         m.daemon_reload().map_err(|e| e.to_string())
     });
+    let drop_ins = match sandbox::remove(t.unit_dir, &t.services()) {
+        Ok(removed) => removed,
+        Err(e) => return Err(rollback.fail("remove the reduced sandbox's drop-ins", e)),
+    };
+    let restore = drop_ins.clone();
+    rollback.push("sandbox drop-ins written again", move || {
+        sandbox::rewrite(&restore).map_err(|e| e.to_string())
+    });
     let (home, dir, relink) = (t.home, t.unit_dir, all.clone());
     rollback.push(
         format!("units linked again into `{}`", t.unit_dir),
@@ -383,5 +411,6 @@ pub fn stop(t: &Target<'_>) -> Result<Stopped, Error> {
         deployment: ended,
         stopped: loaded,
         unlinked: ours,
+        drop_ins,
     })
 }

@@ -1,13 +1,15 @@
 //! The life of a deployment: checking a built home against its `build.lock` (`verify`),
 //! linking its units into the user unit directory (`unit_dir`), driving the user's systemd
-//! (`systemd`, behind a trait), deploying and stopping with every step undone on failure
-//! (`deploy`), recording the deployment (`deployment`), and reporting its health (`status`).
+//! (`systemd`, behind a trait), the units' sandbox and its failures (`sandbox`), deploying
+//! and stopping with every step undone on failure (`deploy`), recording the deployment
+//! (`deployment`), and reporting its health (`status`).
 //!
 //! In: a built home. Out: running systemd user units and `config/deployment.json`, or a
 //! one-line reason why not, with nothing left half done.
 
 pub mod deploy;
 pub mod deployment;
+pub mod sandbox;
 pub mod status;
 pub mod systemd;
 pub mod unit_dir;

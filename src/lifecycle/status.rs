@@ -1,9 +1,9 @@
 //! The health of a deployment, gathered without side effects and without ever opening the
-//! microphone: the deployment record, each unit's state, each worker's consumers and the
-//! queue depths from the broker, the newest recording, free disk space, and whether the home
-//! is stale against its manifest.
+//! microphone: the deployment record, each unit's state and the units' sandbox, each
+//! worker's consumers and the queue depths from the broker, the newest recording, free disk
+//! space, and whether the home is stale against its manifest.
 //!
-//! In: a home, its program and the service manager. Out: a [`Report`] with a verdict
+//! In: a home, its program, the service manager and the user unit directory. Out: a [`Report`] with a verdict
 //! ([`Health`]) and the problems behind it.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
 use super::deployment::{self, Deployment};
+use super::sandbox::{self, Profile};
 use super::systemd::{ServiceManager, UnitState};
 use super::verify;
 use crate::runtime::transport::{Broker, dead_letter_queue};
@@ -157,6 +158,9 @@ pub struct Report {
     pub deployment: Option<Deployment>,
     /// The target and every service unit.
     pub units: Vec<UnitReport>,
+    /// The sandbox of the linked units (`reduced` when their drop-ins are in the user unit
+    /// directory); `None` when they are not linked there.
+    pub sandbox: Option<Profile>,
     /// The broker.
     pub broker: BrokerReport,
     /// Each worker.
@@ -227,12 +231,13 @@ fn query_broker(url: &str, queues: &[String]) -> Result<BTreeMap<String, Counts>
     })
 }
 
-/// Gathers the report. `broker_url` is the program's broker with its secrets resolved (or
-/// why it could not be).
+/// Gathers the report. `unit_dir` is the user unit directory, when known; `broker_url` is
+/// the program's broker with its secrets resolved (or why it could not be).
 pub fn gather(
     home: &Utf8Path,
     program: &Program,
     manager: &dyn ServiceManager,
+    unit_dir: Option<&Utf8Path>,
     broker_url: Result<Option<String>, String>,
 ) -> Report {
     let mut problems = Vec::new();
@@ -279,8 +284,12 @@ pub fn gather(
                 _ => String::new(),
             };
             let doing = if s.job.is_empty() { "" } else { "starting: " };
+            let exit = match s.exit_status {
+                Some(e) => format!(", exit status {}", super::sandbox::exit_status_text(e)),
+                None => String::new(),
+            };
             problems.push(format!(
-                "`{unit}` is {doing}{}/{}{restarts}",
+                "`{unit}` is {doing}{}/{}{restarts}{exit}",
                 s.active_state, s.sub_state
             ));
         }
@@ -449,6 +458,7 @@ pub fn gather(
         program: program.name.clone(),
         deployment,
         units,
+        sandbox: unit_dir.and_then(|dir| linked_sandbox(dir, home, program)),
         broker,
         workers,
         queues,
@@ -457,6 +467,20 @@ pub fn gather(
         disk,
         min_free_disk_bytes: program.recording.min_free_disk_bytes,
         manifest,
+    }
+}
+
+/// The sandbox of `program`'s units linked into `dir` from `home`; `None` when none is.
+fn linked_sandbox(dir: &Utf8Path, home: &Utf8Path, program: &Program) -> Option<Profile> {
+    let services = super::deploy::service_units(program);
+    let linked = services
+        .iter()
+        .any(|u| super::unit_dir::entry(dir, home, u) == super::unit_dir::Entry::Ours);
+    let reduced = services.iter().any(|u| sandbox::drop_in(dir, u).exists());
+    match (linked, reduced) {
+        (false, _) => None,
+        (true, false) => Some(Profile::Full),
+        (true, true) => Some(Profile::Reduced),
     }
 }
 

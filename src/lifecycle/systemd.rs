@@ -54,6 +54,10 @@ pub struct UnitState {
     pub n_restarts: Option<u32>,
     /// `Job`: the id of the job queued or running on the unit, empty when there is none.
     pub job: String,
+    /// `ExecMainStatus` when the main process last exited with a non-zero status
+    /// (`ExecMainCode` 1); systemd's own statuses, such as 226/NAMESPACE, say which step of
+    /// setting up the process failed.
+    pub exit_status: Option<i32>,
 }
 
 impl UnitState {
@@ -96,7 +100,7 @@ pub trait ServiceManager {
     fn stop(&self, units: &[String]) -> Result<()>;
     /// `restart UNITS…`; with `wait` false, only enqueues the jobs (`--no-block`).
     fn restart(&self, units: &[String], wait: bool) -> Result<()>;
-    /// `show -p LoadState,ActiveState,SubState,Result,NRestarts,Job UNIT`.
+    /// `show -p LoadState,ActiveState,SubState,Result,NRestarts,Job,ExecMainCode,ExecMainStatus UNIT`.
     fn show(&self, unit: &str) -> Result<UnitState>;
     /// Whether lingering is on for `user` (`loginctl show-user USER -p Linger`).
     fn linger(&self, user: &str) -> Result<bool>;
@@ -234,12 +238,19 @@ impl ServiceManager for Systemctl {
         let text = self.systemctl(&[
             "show",
             "-p",
-            "LoadState,ActiveState,SubState,Result,NRestarts,Job",
+            "LoadState,ActiveState,SubState,Result,NRestarts,Job,ExecMainCode,ExecMainStatus",
             unit,
         ])?;
         let mut p = parse_properties(&text);
         let mut take = |k: &str| p.remove(k).unwrap_or_default();
+        // ExecMainCode is the si_code of the exit: 1 (CLD_EXITED) for an exit status.
+        let exited = take("ExecMainCode") == "1";
+        let exit_status = take("ExecMainStatus")
+            .parse()
+            .ok()
+            .filter(|s| exited && *s != 0);
         Ok(UnitState {
+            exit_status,
             load_state: take("LoadState"),
             active_state: take("ActiveState"),
             sub_state: take("SubState"),
@@ -295,6 +306,7 @@ mod tests {
             result: "success".into(),
             n_restarts: Some(0),
             job: String::new(),
+            exit_status: None,
         };
         assert!(up.is_up() && up.is_engaged() && !up.start_failed());
         let restarting = UnitState {
