@@ -37,7 +37,7 @@ pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let shutdown = CancellationToken::new();
         rt::handle_signals(shutdown.clone());
         let name = def.name.clone();
-        let services = rt::tasks::Services::new(program);
+        let services = rt::tasks::Services::deployed(program);
         let registry = Arc::new(Registry::builtin());
         rt::serve::serve(connector, services, def, registry, shutdown, move || {
             rt::notify_ready(&format!("worker {name} consuming"))

@@ -203,8 +203,9 @@ fn check_deployable(t: &Target<'_>) -> Result<(), Error> {
 }
 
 /// Deploys: links the units (with the reduced sandbox's drop-ins when asked for, and without
-/// any left from before otherwise), reloads, enables and starts `acoupi.target`, waits for
-/// the units to start, and records the deployment. Any failure undoes every step taken.
+/// any left from before otherwise), reloads, records the deployment (before the units start,
+/// so their first recordings are filed under it), enables and starts `acoupi.target` and waits
+/// for the units to start. Any failure undoes every step taken.
 pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error> {
     check_deployable(t)?;
     let services = t.services();
@@ -241,6 +242,31 @@ pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error
     if let Err(e) = m.daemon_reload() {
         return Err(rollback.fail("reload the user's systemd", e));
     }
+    let (latitude, longitude) = match options.location {
+        Some((lat, lon)) => (Some(lat), Some(lon)),
+        None => match t.program.location {
+            Some(l) => (Some(l.latitude), Some(l.longitude)),
+            None => (None, None),
+        },
+    };
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| t.program.name.clone());
+    let record = Deployment::start(name, latitude, longitude);
+    // Recorded before the units start: the workers file their first recordings under it.
+    let previous = deployment::read(t.home).ok().flatten();
+    if let Err(e) = deployment::write(t.home, &record) {
+        return Err(rollback.fail("record the deployment", e));
+    }
+    let home = t.home;
+    rollback.push("the deployment record restored", move || {
+        match &previous {
+            Some(d) => deployment::write(home, d),
+            None => deployment::remove(home),
+        }
+        .map_err(|e| e.to_string())
+    });
     if let Err(e) = m.enable(TARGET_UNIT) {
         return Err(rollback.fail(format!("enable `{TARGET_UNIT}`"), e));
     }
@@ -258,21 +284,6 @@ pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error
         Ok(u) => u,
         Err(e) => return Err(rollback.fail("start the units", e)),
     };
-    let (latitude, longitude) = match options.location {
-        Some((lat, lon)) => (Some(lat), Some(lon)),
-        None => match t.program.location {
-            Some(l) => (Some(l.latitude), Some(l.longitude)),
-            None => (None, None),
-        },
-    };
-    let name = options
-        .name
-        .clone()
-        .unwrap_or_else(|| t.program.name.clone());
-    let record = Deployment::start(name, latitude, longitude);
-    if let Err(e) = deployment::write(t.home, &record) {
-        return Err(rollback.fail("record the deployment", e));
-    }
     let user = super::systemd::current_user();
     let linger = m.linger(&user).map_err(|e| e.to_string());
     Ok(Deployed {
@@ -283,6 +294,23 @@ pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error
         user,
         linger,
     })
+}
+
+/// Records the end of `d` in the metadata store too, when the store exists (best effort: the
+/// deployment file is the record of truth; a store that cannot take it is reported, and its
+/// row is updated the next time the deployment is written there).
+fn end_in_store(t: &Target<'_>, d: &Deployment) {
+    let path = &t.program.paths.metadata;
+    if !path.exists() {
+        return;
+    }
+    let ended = d.to_data().map_err(|e| e.to_string()).and_then(|d| {
+        let mut store = crate::store::Store::open(path).map_err(|e| e.to_string())?;
+        store.upsert_deployment(&d).map_err(|e| e.to_string())
+    });
+    if let Err(e) = ended {
+        tracing::warn!(error = %e, "the deployment ended, but the metadata store could not record it");
+    }
 }
 
 /// Waits until every unit is up, one failed to start, or `settle` passed; returns the states
@@ -403,6 +431,7 @@ pub fn stop(t: &Target<'_>) -> Result<Stopped, Error> {
             if let Err(e) = deployment::write(t.home, &d) {
                 return Err(rollback.fail("record the end of the deployment", e));
             }
+            end_in_store(t, &d);
             Some(d)
         }
         None => None,

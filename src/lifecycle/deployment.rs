@@ -50,6 +50,30 @@ impl Deployment {
     pub fn is_active(&self) -> bool {
         self.ended_on.is_none()
     }
+
+    /// The deployment in acoupi's data model (as the metadata store keeps it), or what is
+    /// malformed in it.
+    pub fn to_data(&self) -> Result<crate::spec::data::Deployment, String> {
+        let time = |what: &str, t: &str| {
+            t.parse::<jiff::Timestamp>()
+                .map_err(|e| format!("`{what}` is not a date-time ({t}): {e}"))
+        };
+        Ok(crate::spec::data::Deployment {
+            id: self
+                .id
+                .parse()
+                .map_err(|e| format!("`id` is not a UUID ({}): {e}", self.id))?,
+            name: self.name.clone(),
+            latitude: self.latitude,
+            longitude: self.longitude,
+            started_on: time("started_on", &self.started_on)?,
+            ended_on: self
+                .ended_on
+                .as_deref()
+                .map(|t| time("ended_on", t))
+                .transpose()?,
+        })
+    }
 }
 
 /// Now, as RFC 3339 in UTC with whole seconds.

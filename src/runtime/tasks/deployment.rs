@@ -1,10 +1,11 @@
 //! The deployment a new recording belongs to.
 //!
 //! In: the process's [`Services`]. Out: the current deployment in acoupi's shape: the one in the
-//! home's deployment file (written by `acoupi deploy`), or, when the process runs without one,
-//! the implicit deployment of the home (the store's current one while it has not ended, else a
-//! new one named after the program). A missing or malformed deployment file is an error that
-//! names the file, raised before anything is recorded.
+//! home's deployment file (written by `acoupi deploy`), or, for a foreground run without an
+//! active one, the implicit deployment of the home (the store's current one while it has not
+//! ended, else a new one named after the program). A deployed worker whose deployment file is
+//! missing or malformed fails the task with an error naming the file, before anything is
+//! recorded.
 
 use std::sync::Arc;
 
@@ -19,7 +20,13 @@ use crate::spec::data::Deployment;
 pub(crate) async fn current(services: &Arc<Services>) -> Result<Deployment, TaskError> {
     match &services.deployment {
         DeploymentSource::File(path) => from_file(path),
-        DeploymentSource::Implicit => {
+        DeploymentSource::FileOrImplicit(path) => {
+            if path.exists() {
+                let d = from_file(path)?;
+                if d.ended_on.is_none() {
+                    return Ok(d);
+                }
+            }
             if let Some(d) = services.implicit_deployment() {
                 return Ok(d);
             }
@@ -66,25 +73,7 @@ fn from_file(path: &Utf8Path) -> Result<Deployment, TaskError> {
         Err(e) => return Err(bad(e.to_string())),
     };
     let d: file::Deployment = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let time = |what: &str, t: &str| {
-        t.parse::<jiff::Timestamp>()
-            .map_err(|e| bad(format!("`{what}` is not a date-time ({t}): {e}")))
-    };
-    Ok(Deployment {
-        id: d
-            .id
-            .parse()
-            .map_err(|e| bad(format!("`id` is not a UUID ({}): {e}", d.id)))?,
-        name: d.name,
-        latitude: d.latitude,
-        longitude: d.longitude,
-        started_on: time("started_on", &d.started_on)?,
-        ended_on: d
-            .ended_on
-            .as_deref()
-            .map(|t| time("ended_on", t))
-            .transpose()?,
-    })
+    d.to_data().map_err(bad)
 }
 
 #[cfg(test)]

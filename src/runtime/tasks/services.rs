@@ -40,13 +40,14 @@ impl Clock {
 /// Where the deployment that recordings belong to comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeploymentSource {
-    /// The deployment file `acoupi deploy` wrote (`config/deployment.json`); a missing or
-    /// unreadable file fails the task, naming the file. The deployed units run so.
+    /// The deployment file `acoupi deploy` wrote (`config/deployment.json`) before starting
+    /// the units; a missing or unreadable file fails the task, naming the file. `acoupi worker`
+    /// (what the units run) runs so.
     File(Utf8PathBuf),
-    /// One implicit deployment per home: the store's current deployment while it has not
-    /// ended, else a new one named after the program. `acoupi run` and `acoupi task run` run
-    /// so when the home is not deployed.
-    Implicit,
+    /// The deployment file's deployment while it is active; without one, the home's implicit
+    /// deployment: the store's current deployment while it has not ended, else a new one named
+    /// after the program. `acoupi run` and `acoupi task run` run so.
+    FileOrImplicit(Utf8PathBuf),
 }
 
 /// The services of one worker process.
@@ -67,16 +68,19 @@ pub struct Services {
 }
 
 impl Services {
-    /// The services of a process running `program`, on this machine's clock; the deployment
-    /// is the home's deployment file when there is one, else implicit.
+    /// The services of a foreground process (`acoupi run`, `acoupi task run`) running
+    /// `program` on this machine's clock: recordings go under the home's active deployment,
+    /// else its implicit one.
     pub fn new(program: Arc<Program>) -> Arc<Self> {
         let file = crate::spec::layout::deployment_file(&program.home);
-        let deployment = if file.exists() {
-            DeploymentSource::File(file)
-        } else {
-            DeploymentSource::Implicit
-        };
-        Self::with_deployment(program, deployment)
+        Self::with_deployment(program, DeploymentSource::FileOrImplicit(file))
+    }
+
+    /// The services of a deployed worker (`acoupi worker`): recordings go under the home's
+    /// deployment file, which must exist.
+    pub fn deployed(program: Arc<Program>) -> Arc<Self> {
+        let file = crate::spec::layout::deployment_file(&program.home);
+        Self::with_deployment(program, DeploymentSource::File(file))
     }
 
     /// The services of a process running `program` with its deployment from `deployment`.
