@@ -14,6 +14,17 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A new id for a deployment, recording, detection or model output: a UUIDv7, which starts
+/// with the time it was made.
+///
+/// acoupi mints random UUIDv4s, and any UUID is valid in its schema; but the store keys every
+/// table and index on these ids, and random ones put each row of a model output on a different
+/// page of each index, so every commit rewrites dozens of scattered pages. Time-ordered ids
+/// append to the end of each index instead.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 /// A deployment: one stretch of time a device records at one place.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {

@@ -5,12 +5,16 @@
 //! once per output id), with a box's coordinates split into acoupi's four columns; and the
 //! loaders that put detections and tags back together for [`query`](super::query).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, Row, TransactionBehavior, params};
+use uuid::Uuid;
 
 use super::{Error, Inserted, Store};
 use crate::spec::data::{BoundingBox, Detection, ModelOutput, PredictedTag, PredictionType, Tag};
+
+/// Tags by detection id.
+pub(super) type TagMap = HashMap<Uuid, Vec<PredictedTag>>;
 
 /// SQLite's bound-variable budget per statement, as acoupi chunks it.
 const CHUNK: usize = 900;
@@ -74,6 +78,7 @@ fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
     let mut tag = conn.prepare_cached(
         "INSERT INTO predicted_tag (key, value, confidence_score, detection_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
+    let mut tag_ids: Option<(i64, i64)> = None;
     for d in &o.detections {
         let c = d.location.map(|b| b.coordinates);
         detection.execute(params![
@@ -93,8 +98,19 @@ fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
                 t.confidence_score,
                 d.id.as_bytes().as_slice()
             ])?;
+            let id = conn.last_insert_rowid();
+            tag_ids = Some(tag_ids.map_or((id, id), |(first, _)| (first, id)));
         }
     }
+    conn.prepare_cached(
+        "INSERT INTO acoupi_rs_model_output (model_output_id, first_tag_id, last_tag_id)
+         VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        output_id,
+        tag_ids.map(|t| t.0),
+        tag_ids.map(|t| t.1)
+    ])?;
     Ok(())
 }
 
@@ -104,7 +120,7 @@ pub(super) const DETECTION_COLUMNS: &str = "d.id, d.prediction_type, d.start_tim
 
 /// A detection row before its id and type are decoded.
 pub(super) struct RawDetection {
-    pub(super) id: Vec<u8>,
+    pub(super) id: Uuid,
     prediction_type: String,
     start: Option<f64>,
     end: Option<f64>,
@@ -132,7 +148,7 @@ impl RawDetection {
     pub(super) fn decode(
         self,
         store: &Store,
-        tags: &mut HashMap<Vec<u8>, Vec<PredictedTag>>,
+        tags: &mut TagMap,
     ) -> Result<Detection, Error> {
         let prediction_type =
             PredictionType::from_name(&self.prediction_type).ok_or_else(|| Error::BadValue {
@@ -147,7 +163,7 @@ impl RawDetection {
             _ => None,
         };
         Ok(Detection {
-            id: store.uuid(&self.id, "detection.id")?,
+            id: self.id,
             prediction_type,
             location,
             detection_score: self.score,
@@ -157,26 +173,75 @@ impl RawDetection {
 }
 
 impl Store {
-    /// The tags of the detections `ids`, each list in insertion order (acoupi's `rowid` order).
+    /// The tags of the detections `detections` of the model outputs `outputs`, each list in
+    /// insertion order (acoupi's `rowid` order). May hold the tags of other detections of the
+    /// same outputs too.
+    ///
+    /// Outputs we wrote have their tag id range in `acoupi_rs_model_output`: consecutive
+    /// ranges are merged and read in sequential scans. The detections of outputs acoupi wrote
+    /// are looked up through its `detection_id` index.
     pub(super) fn tags_of(
         &self,
-        ids: &[Vec<u8>],
-    ) -> Result<HashMap<Vec<u8>, Vec<PredictedTag>>, Error> {
-        let mut out: HashMap<Vec<u8>, Vec<PredictedTag>> = HashMap::with_capacity(ids.len());
+        outputs: &[Vec<u8>],
+        detections: &[(&[u8], Uuid)],
+    ) -> Result<TagMap, Error> {
+        let mut ranged = HashSet::with_capacity(outputs.len());
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
         self.in_chunks(
-            ids,
-            "SELECT detection_id, key, value, confidence_score FROM predicted_tag \
-             WHERE detection_id IN ({}) ORDER BY id",
+            outputs,
+            "SELECT model_output_id, first_tag_id, last_tag_id FROM acoupi_rs_model_output \
+             WHERE model_output_id IN ({})",
             |row| {
-                out.entry(row.get(0)?).or_default().push(PredictedTag {
-                    tag: Tag {
-                        key: row.get(1)?,
-                        value: row.get(2)?,
-                    },
-                    confidence_score: row.get(3)?,
-                });
+                ranged.insert(row.get::<_, Vec<u8>>(0)?);
+                if let (Some(first), Some(last)) = (row.get(1)?, row.get(2)?) {
+                    ranges.push((first, last));
+                }
                 Ok(())
             },
+        )?;
+        ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+        for (first, last) in ranges {
+            match merged.last_mut() {
+                Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
+                _ => merged.push((first, last)),
+            }
+        }
+        let mut out = TagMap::with_capacity(detections.len());
+        let mut push = |row: &Row<'_>| -> rusqlite::Result<()> {
+            out.entry(row.get(0)?).or_default().push(PredictedTag {
+                tag: Tag {
+                    key: row.get(1)?,
+                    value: row.get(2)?,
+                },
+                confidence_score: row.get(3)?,
+            });
+            Ok(())
+        };
+        let scan = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT detection_id, key, value, confidence_score FROM predicted_tag \
+                 WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+            )?;
+            for (first, last) in merged {
+                let mut rows = stmt.query([first, last])?;
+                while let Some(row) = rows.next()? {
+                    push(row)?;
+                }
+            }
+            Ok(())
+        };
+        scan().map_err(|e| self.error(e))?;
+        let rest: Vec<Vec<u8>> = detections
+            .iter()
+            .filter(|(output, _)| !ranged.contains(*output))
+            .map(|(_, detection)| detection.as_bytes().to_vec())
+            .collect();
+        self.in_chunks(
+            &rest,
+            "SELECT detection_id, key, value, confidence_score FROM predicted_tag \
+             WHERE detection_id IN ({}) ORDER BY id",
+            push,
         )?;
         Ok(out)
     }
@@ -195,8 +260,8 @@ impl Store {
             raw.push((row.get::<_, Vec<u8>>(0)?, RawDetection::read_at(row, 1)?));
             Ok(())
         })?;
-        let detection_ids: Vec<Vec<u8>> = raw.iter().map(|(_, d)| d.id.clone()).collect();
-        let mut tags = self.tags_of(&detection_ids)?;
+        let pairs: Vec<(&[u8], Uuid)> = raw.iter().map(|(o, d)| (o.as_slice(), d.id)).collect();
+        let mut tags = self.tags_of(ids, &pairs)?;
         let mut out: HashMap<Vec<u8>, Vec<Detection>> = HashMap::new();
         for (output, d) in raw {
             out.entry(output)
