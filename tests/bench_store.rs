@@ -72,7 +72,8 @@ fn start() -> Timestamp {
 
 /// Output number `i` and its recording; `i` sets the time.
 fn output(i: i64, deployment: &Deployment, rng: &mut Rng) -> ModelOutput {
-    let created_on = start() + SignedDuration::from_secs(SPACING_S * i)
+    let created_on = start()
+        + SignedDuration::from_secs(SPACING_S * i)
         + SignedDuration::from_micros(rng.below(1_000_000) as i64);
     let recording = Recording {
         created_on,
@@ -177,7 +178,14 @@ fn store_figures() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut next, mut stored) = (0, 0);
 
-    let took = fill(&mut store, &deployment, &mut rng, &mut next, &mut stored, FIRST);
+    let took = fill(
+        &mut store,
+        &deployment,
+        &mut rng,
+        &mut next,
+        &mut stored,
+        FIRST,
+    );
     eprintln!(
         "insert: {stored} detections in {next} model outputs (each with its recording, one \
          transaction each) in {:.3} s: {:.0} detections/s",
@@ -185,7 +193,14 @@ fn store_figures() {
         stored as f64 / took.as_secs_f64()
     );
 
-    let took = fill(&mut store, &deployment, &mut rng, &mut next, &mut stored, TOTAL);
+    let took = fill(
+        &mut store,
+        &deployment,
+        &mut rng,
+        &mut next,
+        &mut stored,
+        TOTAL,
+    );
     eprintln!(
         "fill: {stored} detections in {next} model outputs in total ({:.1} s more)",
         took.as_secs_f64()
@@ -198,14 +213,15 @@ fn store_figures() {
         until: Some(since + SignedDuration::from_hours(1)),
         ..Filter::default()
     };
-    let began = Instant::now();
-    let found = store.detections(&hour).expect("select");
-    let first = began.elapsed();
+    let timed = || {
+        let began = Instant::now();
+        let found = store.detections(&hour).expect("select");
+        (began.elapsed(), found)
+    };
+    let (first, found) = timed();
     let mut runs: Vec<Duration> = (0..20)
         .map(|_| {
-            let began = Instant::now();
-            let again = store.detections(&hour).expect("select");
-            let took = began.elapsed();
+            let (took, again) = timed();
             assert_eq!(again.len(), found.len());
             took
         })

@@ -19,8 +19,9 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde_json::Map;
+
+use crate::spec::isotime::{isoformat, parse_iso};
 
 /// A JSON value: task arguments, results and header values.
 pub type Json = serde_json::Value;
@@ -706,44 +707,6 @@ fn timestamp(
             DecodeError::BadExpires { value, reason }
         }
     })
-}
-
-/// An ISO-8601 date-time with an offset, or a naive one taken as UTC (Celery's default
-/// `timezone`), or a bare date at midnight UTC.
-fn parse_iso(text: &str) -> Result<Timestamp, String> {
-    let text = text.trim();
-    let with_offset = match text.parse::<Timestamp>() {
-        Ok(ts) => return Ok(ts),
-        Err(e) => e,
-    };
-    let civil = text.parse::<jiff::civil::DateTime>().or_else(|_| {
-        text.parse::<jiff::civil::Date>()
-            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-    });
-    match civil {
-        Ok(dt) => TimeZone::UTC.to_timestamp(dt).map_err(|e| e.to_string()),
-        Err(_) => Err(with_offset.to_string()),
-    }
-}
-
-/// `ts` as Python's `datetime.isoformat()` writes an aware UTC datetime.
-fn isoformat(ts: Timestamp) -> String {
-    let dt = TimeZone::UTC.to_datetime(ts);
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    let micros = dt.subsec_nanosecond() / 1000;
-    if micros != 0 {
-        let _ = write!(out, ".{micros:06}");
-    }
-    out.push_str("+00:00");
-    out
 }
 
 /// A time limit as JSON: an integer when whole (as Python sends `60`), null when unset or not

@@ -18,7 +18,6 @@ mod outputs;
 mod query;
 mod recordings;
 mod schema;
-mod time;
 
 use std::time::Duration;
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Error, Inserted, Store};
 use crate::spec::data::{BoundingBox, Detection, ModelOutput, PredictedTag, PredictionType, Tag};
+use crate::spec::isotime;
 
 /// Tags by detection id.
 pub(super) type TagMap = HashMap<Uuid, Vec<PredictedTag>>;
@@ -69,7 +70,7 @@ fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
         output_id,
         o.name_model,
         o.recording.id.as_bytes().as_slice(),
-        super::time::encode(o.created_on),
+        isotime::isoformat(o.created_on),
     ])?;
     let mut detection = conn.prepare_cached(
         "INSERT INTO detection (id, prediction_type, start_time_s, end_time_s, low_freq_hz,
@@ -145,11 +146,7 @@ impl RawDetection {
 
     /// The detection, with its tags taken from `tags`. Like acoupi, a box needs all four
     /// coordinates; any missing one means no location.
-    pub(super) fn decode(
-        self,
-        store: &Store,
-        tags: &mut TagMap,
-    ) -> Result<Detection, Error> {
+    pub(super) fn decode(self, store: &Store, tags: &mut TagMap) -> Result<Detection, Error> {
         let prediction_type =
             PredictionType::from_name(&self.prediction_type).ok_or_else(|| Error::BadValue {
                 path: store.path.clone(),

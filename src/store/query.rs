@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use super::outputs::{DETECTION_COLUMNS, RawDetection};
 use super::recordings::{self, RawRecording, StoredRecording};
-use super::{Error, Store, time};
+use super::{Error, Store};
 use crate::spec::data::{Detection, ModelOutput, Tag};
+use crate::spec::isotime;
 
 /// Which rows to return. The default returns everything.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,10 +69,16 @@ impl Where {
     /// `column` within `[since, until)`.
     fn window(&mut self, column: &str, f: &Filter) {
         if let Some(t) = f.since {
-            self.push(format!("{column} >= ?"), [Value::Text(time::encode(t))]);
+            self.push(
+                format!("{column} >= ?"),
+                [Value::Text(isotime::isoformat(t))],
+            );
         }
         if let Some(t) = f.until {
-            self.push(format!("{column} < ?"), [Value::Text(time::encode(t))]);
+            self.push(
+                format!("{column} < ?"),
+                [Value::Text(isotime::isoformat(t))],
+            );
         }
     }
 

@@ -12,8 +12,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::deployments::{self, RawDeployment};
-use super::{Error, Store, time};
+use super::{Error, Store};
 use crate::spec::data::Recording;
+use crate::spec::isotime;
 
 /// What an idempotent insert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,7 @@ impl Store {
                 "INSERT INTO acoupi_rs_recording (recording_id, deleted_on)
                  SELECT id, ?2 FROM recording WHERE id = ?1
                  ON CONFLICT (recording_id) DO UPDATE SET deleted_on = excluded.deleted_on",
-                params![id.as_bytes().as_slice(), time::encode(when)],
+                params![id.as_bytes().as_slice(), isotime::isoformat(when)],
             )
             .map_err(|e| self.error(e))?;
         self.found(changed, id)
@@ -158,7 +159,7 @@ fn insert(conn: &Connection, r: &Recording, task_id: Option<&str>) -> rusqlite::
         r.duration,
         r.samplerate,
         r.audio_channels,
-        time::encode(r.created_on),
+        isotime::isoformat(r.created_on),
         r.deployment.id.as_bytes().as_slice(),
     ])?;
     conn.prepare_cached(

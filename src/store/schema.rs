@@ -257,7 +257,10 @@ pub(super) fn shadow_missing(conn: &Connection) -> rusqlite::Result<()> {
     if table_exists(conn, "acoupi_rs_model_output")? {
         return Ok(());
     }
-    conn.execute_batch(&OUR_TABLES.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE IF NOT EXISTS"))
+    conn.execute_batch(&OUR_TABLES.replace(
+        "CREATE TABLE IF NOT EXISTS",
+        "CREATE TEMP TABLE IF NOT EXISTS",
+    ))
 }
 
 #[cfg(test)]
@@ -295,10 +298,11 @@ mod tests {
         let store = Store::open(&path).expect("open");
         let v = versions(&store.conn).expect("versions");
         assert_eq!(v, current());
-        for table in ACOUPI_TABLE_NAMES
-            .iter()
-            .chain(&["acoupi_rs_schema", "acoupi_rs_recording", "acoupi_rs_model_output"])
-        {
+        for table in ACOUPI_TABLE_NAMES.iter().chain(&[
+            "acoupi_rs_schema",
+            "acoupi_rs_recording",
+            "acoupi_rs_model_output",
+        ]) {
             assert!(table_exists(&store.conn, table).expect("query"), "{table}");
         }
         let journal: String = store

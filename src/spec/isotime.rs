@@ -1,17 +1,18 @@
-//! Times as acoupi stores them: Python's `datetime.isoformat()` of a UTC datetime.
+//! Times as the Python original writes them: `datetime.isoformat()` of a UTC datetime, in
+//! Celery headers and in the SQLite metadata store.
 //!
-//! In: a `jiff::Timestamp` (to write) or stored text (to read). Out: `2024-01-05T03:04:05+00:00`,
+//! In: a `jiff::Timestamp` (to write) or text (to read). Out: `2024-01-05T03:04:05+00:00`,
 //! or `2024-01-05T03:04:05.123456+00:00` when there are microseconds, exactly as Python writes
 //! it, so acoupi's text comparisons (`created_on >= ?`) and `datetime.fromisoformat` work on
-//! our rows; and back. Python datetimes hold microseconds, so nanoseconds are truncated. The
-//! format also sorts as text in time order: `05+00:00` < `05.5+00:00` since `+` < `.`.
+//! what we write; and back. Python datetimes hold microseconds, so nanoseconds are truncated.
+//! The format sorts as text in time order: `05+00:00` < `05.5+00:00` since `+` < `.`.
 
 use jiff::Timestamp;
-use jiff::civil::DateTime;
+use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 
 /// `t` as Python's `isoformat()` of the same instant in UTC.
-pub(super) fn encode(t: Timestamp) -> String {
+pub fn isoformat(t: Timestamp) -> String {
     let dt = TimeZone::UTC.to_datetime(t);
     let micros = dt.subsec_nanosecond() / 1_000;
     let mut s = format!(
@@ -30,15 +31,22 @@ pub(super) fn encode(t: Timestamp) -> String {
     s
 }
 
-/// A stored time: any offset (`+00:00`, `Z`, `+01:00`); a time without one is UTC, as acoupi
-/// reads it.
-pub(super) fn decode(s: &str) -> Result<Timestamp, String> {
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Ok(t);
+/// An ISO 8601 / RFC 3339 time with any offset (`+00:00`, `Z`, `+01:00`); one without an
+/// offset is UTC (as acoupi and Celery read it), a bare date is its midnight UTC.
+pub fn parse_iso(text: &str) -> Result<Timestamp, String> {
+    let text = text.trim();
+    let with_offset = match text.parse::<Timestamp>() {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    let civil = text.parse::<DateTime>().or_else(|_| {
+        text.parse::<Date>()
+            .map(|d| d.to_datetime(Time::midnight()))
+    });
+    match civil {
+        Ok(dt) => TimeZone::UTC.to_timestamp(dt).map_err(|e| e.to_string()),
+        Err(_) => Err(with_offset.to_string()),
     }
-    s.parse::<DateTime>()
-        .and_then(|dt| TimeZone::UTC.to_timestamp(dt))
-        .map_err(|e| format!("time `{s}` is not ISO 8601: {e}"))
 }
 
 #[cfg(test)]
@@ -53,24 +61,24 @@ mod tests {
     fn writes_what_python_isoformat_writes() {
         // Python: datetime(2024,1,5,3,4,5,tzinfo=timezone.utc).isoformat()
         assert_eq!(
-            encode(ts("2024-01-05T03:04:05Z")),
+            isoformat(ts("2024-01-05T03:04:05Z")),
             "2024-01-05T03:04:05+00:00"
         );
         assert_eq!(
-            encode(ts("2024-01-05T03:04:05.123456Z")),
+            isoformat(ts("2024-01-05T03:04:05.123456Z")),
             "2024-01-05T03:04:05.123456+00:00"
         );
         assert_eq!(
-            encode(ts("2024-01-05T03:04:05.1Z")),
+            isoformat(ts("2024-01-05T03:04:05.1Z")),
             "2024-01-05T03:04:05.100000+00:00"
         );
         // Nanoseconds below a microsecond are dropped, like a Python datetime would.
         assert_eq!(
-            encode(ts("2024-01-05T03:04:05.000000999Z")),
+            isoformat(ts("2024-01-05T03:04:05.000000999Z")),
             "2024-01-05T03:04:05+00:00"
         );
         assert_eq!(
-            encode(ts("2024-01-05T04:04:05+01:00")),
+            isoformat(ts("2024-01-05T04:04:05+01:00")),
             "2024-01-05T03:04:05+00:00"
         );
     }
@@ -84,20 +92,21 @@ mod tests {
             "2024-01-05T03:04:05",
             "2024-01-05 03:04:05",
         ] {
-            assert_eq!(decode(s), Ok(ts("2024-01-05T03:04:05Z")), "{s}");
+            assert_eq!(parse_iso(s), Ok(ts("2024-01-05T03:04:05Z")), "{s}");
         }
         assert_eq!(
-            decode("2024-01-05T03:04:05.123456+00:00"),
+            parse_iso("2024-01-05T03:04:05.123456+00:00"),
             Ok(ts("2024-01-05T03:04:05.123456Z"))
         );
-        assert!(decode("yesterday").is_err());
+        assert_eq!(parse_iso("2024-01-05"), Ok(ts("2024-01-05T00:00:00Z")));
+        assert!(parse_iso("yesterday").is_err());
     }
 
     #[test]
     fn text_order_is_time_order() {
-        let a = encode(ts("2024-01-05T03:04:05Z"));
-        let b = encode(ts("2024-01-05T03:04:05.5Z"));
-        let c = encode(ts("2024-01-05T03:04:06Z"));
+        let a = isoformat(ts("2024-01-05T03:04:05Z"));
+        let b = isoformat(ts("2024-01-05T03:04:05.5Z"));
+        let c = isoformat(ts("2024-01-05T03:04:06Z"));
         assert!(a < b && b < c, "{a} {b} {c}");
     }
 }
