@@ -123,33 +123,44 @@ fn output(i: i64, deployment: &Deployment, rng: &mut Rng) -> ModelOutput {
     }
 }
 
-/// Inserts outputs from number `*next` on until `target` detections are stored in all.
-fn fill(
-    store: &mut Store,
-    deployment: &Deployment,
-    rng: &mut Rng,
-    next: &mut i64,
-    stored: &mut usize,
-    target: usize,
-) -> Duration {
-    let mut outputs = Vec::new();
-    let mut planned = *stored;
-    while planned < target {
-        let o = output(*next + outputs.len() as i64, deployment, rng);
-        planned += o.detections.len();
-        outputs.push(o);
+/// The store being filled, and how far.
+struct Filler {
+    store: Store,
+    deployment: Deployment,
+    rng: Rng,
+    /// The number of the next output.
+    next: i64,
+    /// Detections stored so far.
+    stored: usize,
+}
+
+impl Filler {
+    /// Inserts outputs until `target` detections are stored in all; returns the time the
+    /// inserts took (not the generation).
+    fn fill(&mut self, target: usize) -> Duration {
+        let mut outputs = Vec::new();
+        let mut planned = self.stored;
+        while planned < target {
+            let o = output(
+                self.next + outputs.len() as i64,
+                &self.deployment,
+                &mut self.rng,
+            );
+            planned += o.detections.len();
+            outputs.push(o);
+        }
+        let began = Instant::now();
+        for o in &outputs {
+            self.store
+                .insert_recording(&o.recording, Some(&o.recording.id.to_string()))
+                .expect("recording");
+            self.store.insert_model_output(o).expect("model output");
+        }
+        let took = began.elapsed();
+        self.next += outputs.len() as i64;
+        self.stored = planned;
+        took
     }
-    let began = Instant::now();
-    for o in &outputs {
-        store
-            .insert_recording(&o.recording, Some(&o.recording.id.to_string()))
-            .expect("recording");
-        store.insert_model_output(o).expect("model output");
-    }
-    let took = began.elapsed();
-    *next += outputs.len() as i64;
-    *stored = planned;
-    took
 }
 
 #[test]
@@ -175,36 +186,35 @@ fn store_figures() {
         ended_on: None,
     };
     store.upsert_deployment(&deployment).expect("deployment");
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let (mut next, mut stored) = (0, 0);
-
-    let took = fill(
-        &mut store,
-        &deployment,
-        &mut rng,
-        &mut next,
-        &mut stored,
-        FIRST,
-    );
+    let mut f = Filler {
+        store,
+        deployment,
+        rng: Rng(0x9e37_79b9_7f4a_7c15),
+        next: 0,
+        stored: 0,
+    };
+    let took = f.fill(FIRST);
     eprintln!(
-        "insert: {stored} detections in {next} model outputs (each with its recording, one \
+        "insert: {} detections in {} model outputs (each with its recording, one \
          transaction each) in {:.3} s: {:.0} detections/s",
+        f.stored,
+        f.next,
         took.as_secs_f64(),
-        stored as f64 / took.as_secs_f64()
+        f.stored as f64 / took.as_secs_f64()
     );
-
-    let took = fill(
-        &mut store,
-        &deployment,
-        &mut rng,
-        &mut next,
-        &mut stored,
-        TOTAL,
-    );
+    let took = f.fill(TOTAL);
     eprintln!(
-        "fill: {stored} detections in {next} model outputs in total ({:.1} s more)",
+        "fill: {} detections in {} model outputs in total ({:.1} s more)",
+        f.stored,
+        f.next,
         took.as_secs_f64()
     );
+    let Filler {
+        store,
+        stored,
+        next,
+        ..
+    } = f;
 
     // One hour in the middle of the store.
     let since = start() + SignedDuration::from_secs(SPACING_S * next / 2);
