@@ -6,7 +6,8 @@
 //!   recording, 10 to 50 detections per output (1 or 2 tags each), one transaction per output;
 //! - the time to select the detections (with their tags) of one hour from a store of
 //!   1,000,000, whose model outputs are 10 s apart (a 3 s recording every 10 s), so an hour
-//!   holds about 10,800 detections: first run and the median of 20;
+//!   holds about 10,800 detections, through a new read-only connection as `acoupi db` makes:
+//!   first run and the median of 20;
 //! - the file size per detection, after the store is closed (WAL checkpointed).
 //!
 //! Ids are UUIDv7 (`acoupi::spec::data::new_id`), or acoupi's random UUIDv4 with
@@ -223,6 +224,12 @@ fn store_figures() {
         until: Some(since + SignedDuration::from_hours(1)),
         ..Filter::default()
     };
+    // Select as `acoupi db` does: a fresh read-only connection (closing the writer first
+    // checkpoints its WAL into the file).
+    let info = store.info().expect("info");
+    assert_eq!(info.count("detection"), Some(stored as u64));
+    drop(store);
+    let store = Store::open_read_only(&path).expect("reopen read-only");
     let timed = || {
         let began = Instant::now();
         let found = store.detections(&hour).expect("select");
@@ -248,8 +255,6 @@ fn store_figures() {
     );
     assert!(!found.is_empty());
 
-    let info = store.info().expect("info");
-    assert_eq!(info.count("detection"), Some(stored as u64));
     drop(store);
     let bytes = std::fs::metadata(&path).expect("stat").len();
     eprintln!(
