@@ -121,12 +121,11 @@ impl Store {
 fn insert(conn: &Connection, r: &Recording, task_id: Option<&str>) -> rusqlite::Result<Inserted> {
     let id = r.id.as_bytes().as_slice();
     if let Some(task) = task_id {
-        let existing: Option<Vec<u8>> = conn
+        let existing: Option<Uuid> = conn
             .prepare_cached("SELECT recording_id FROM acoupi_rs_recording WHERE task_id = ?1")?
             .query_row([task], |row| row.get(0))
             .optional()?;
-        if let Some(existing) = existing {
-            let id = Uuid::from_slice(&existing).unwrap_or(r.id);
+        if let Some(id) = existing {
             return Ok(Inserted { id, created: false });
         }
     }
