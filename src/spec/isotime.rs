@@ -102,6 +102,18 @@ mod tests {
         assert!(parse_iso("yesterday").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn reads_back_what_it_writes_to_the_microsecond(
+            secs in -2_000_000_000i64..4_000_000_000,
+            nanos in 0i32..1_000_000_000,
+        ) {
+            let t = Timestamp::new(secs, nanos).expect("in range");
+            let micros = Timestamp::new(secs, nanos / 1_000 * 1_000).expect("in range");
+            proptest::prop_assert_eq!(parse_iso(&isoformat(t)), Ok(micros));
+        }
+    }
+
     #[test]
     fn text_order_is_time_order() {
         let a = isoformat(ts("2024-01-05T03:04:05Z"));

@@ -535,6 +535,36 @@ mod tests {
     }
 
     #[test]
+    fn three_processes_worth_of_connections_open_and_write_one_new_file() {
+        let (_d, path) = temp_path();
+        let writers: Vec<_> = (0..3u32)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut store = Store::open(&path).expect("open concurrently");
+                    for i in 0..20 {
+                        let r = recording(w * 100 + i);
+                        store.insert_recording(&r, None).expect("recording");
+                        store
+                            .insert_model_output(&output(&r, u128::from(w * 100 + i), 3))
+                            .expect("output");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("a writer panicked");
+        }
+        let info = Store::open_read_only(&path)
+            .expect("open")
+            .info()
+            .expect("info");
+        assert_eq!(info.count("model_output"), Some(60));
+        assert_eq!(info.count("detection"), Some(180));
+        assert!(info.is_ok());
+    }
+
+    #[test]
     fn a_store_is_send() {
         fn send<T: Send>() {}
         send::<Store>();
