@@ -316,6 +316,39 @@ mod tests {
     }
 
     #[test]
+    fn tags_read_back_whether_we_or_acoupi_wrote_the_output() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        let mut written = Vec::new();
+        for i in 0..4 {
+            let r = recording(i);
+            store.insert_recording(&r, None).expect("recording");
+            let o = output(&r, 10 + u128::from(i), 3);
+            store.insert_model_output(&o).expect("output");
+            written.push(o);
+        }
+        // Outputs 1 and 2 as acoupi leaves them: no tag range of ours.
+        for o in &written[1..3] {
+            store
+                .conn
+                .execute(
+                    "DELETE FROM acoupi_rs_model_output WHERE model_output_id = ?1",
+                    [o.id.as_bytes().as_slice()],
+                )
+                .expect("forget the range");
+        }
+        written.reverse();
+        assert_eq!(
+            store.model_outputs(&Filter::default()).expect("query"),
+            written
+        );
+        let found = store.detections(&Filter::default()).expect("query");
+        let expected: Vec<_> = written.iter().flat_map(|o| o.detections.clone()).collect();
+        let got: Vec<_> = found.into_iter().map(|f| f.detection).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
     fn an_unknown_recording_is_refused() {
         let (_d, path) = temp_path();
         let mut store = Store::open(&path).expect("open");
