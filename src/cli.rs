@@ -271,15 +271,11 @@ pub enum TableFormat {
 /// A `--since`/`--until` value: an RFC 3339 instant, a date-time without offset (UTC) or a
 /// date (its midnight UTC).
 fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {
-    use jiff::tz::TimeZone;
-    let utc = |dt: jiff::civil::DateTime| TimeZone::UTC.to_timestamp(dt);
-    s.parse::<jiff::Timestamp>()
-        .ok()
-        .or_else(|| s.parse::<jiff::civil::Date>().ok().and_then(|d| utc(d.into()).ok()))
-        .or_else(|| s.parse::<jiff::civil::DateTime>().ok().and_then(|dt| utc(dt).ok()))
-        .ok_or_else(|| {
-            format!("`{s}` is not a time: write RFC 3339 (`2024-05-01T21:00:00Z`) or a date (`2024-05-01`)")
-        })
+    crate::spec::isotime::parse_iso(s).map_err(|_| {
+        format!(
+            "`{s}` is not a time: write RFC 3339 (`2024-05-01T21:00:00Z`) or a date (`2024-05-01`)"
+        )
+    })
 }
 
 /// A `--min-score` value: a number from 0 to 1.

@@ -240,7 +240,7 @@ fn print_info(info: &Info, format: OutputFormat) -> ExitStatus {
             let _ = writeln!(out, "journal mode    {}", info.journal_mode);
             let _ = writeln!(out, "size            {} bytes", info.size_bytes);
             for t in &info.tables {
-                let _ = writeln!(out, "rows            {:<20} {}", t.table, t.rows);
+                let _ = writeln!(out, "rows            {:<24} {}", t.table, t.rows);
             }
             let _ = writeln!(out, "integrity       {}", info.integrity.join("; "));
             print!("{out}");

@@ -14,33 +14,15 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// `t` as Python's `datetime.isoformat()` writes the same instant as an aware UTC datetime:
-/// `2024-01-05T03:04:05+00:00`, or `2024-01-05T03:04:05.123456+00:00` when there are
-/// microseconds. acoupi stores its times so and Celery sends its `eta` so. Python datetimes
-/// hold microseconds: nanoseconds are truncated (see [`to_micros`]).
-pub fn isoformat(t: Timestamp) -> String {
-    use std::fmt::Write;
-    let dt = jiff::tz::TimeZone::UTC.to_datetime(t);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    let micros = dt.subsec_nanosecond() / 1_000;
-    if micros != 0 {
-        let _ = write!(s, ".{micros:06}");
-    }
-    s.push_str("+00:00");
-    s
-}
-
-/// `t` truncated to the microsecond, the precision acoupi's times (Python datetimes) keep.
-pub fn to_micros(t: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+/// A new id for a deployment, recording, detection or model output: a UUIDv7, which starts
+/// with the time it was made.
+///
+/// acoupi mints random UUIDv4s, and any UUID is valid in its schema; but the store keys every
+/// table and index on these ids, and random ones put each row of a model output on a different
+/// page of each index, so every commit rewrites dozens of scattered pages. Time-ordered ids
+/// append to the end of each index instead.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
 }
 
 /// A deployment: one stretch of time a device records at one place.

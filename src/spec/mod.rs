@@ -5,9 +5,11 @@
 //! the runtime deserialises; it never reads the manifest. Every duration is in milliseconds
 //! (`*_ms`), every frequency in hertz (`*_hz`), every size in bytes (`*_bytes`), every path is
 //! absolute. The JSON Schema of both files is generated into `schema/` by [`program_schema`]
-//! and [`workers_schema`]; a test fails when the checked-in copy is stale.
+//! and [`workers_schema`]; a test fails when the checked-in copy is stale. [`data`] holds
+//! acoupi's data model (recordings, detections, model outputs), what tasks store and send.
 
 pub mod data;
+pub mod isotime;
 
 use camino::Utf8PathBuf;
 use schemars::JsonSchema;

@@ -7,8 +7,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::{Error, Store, time};
+use super::{Error, Store};
 use crate::spec::data::Deployment;
+use crate::spec::isotime;
 
 /// The columns [`from_row`] reads, in its order.
 pub(super) const COLUMNS: &str = "id, name, latitude, longitude, started_on, ended_on";
@@ -44,37 +45,32 @@ impl Store {
 }
 
 pub(super) fn upsert(conn: &Connection, d: &Deployment) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO deployment (id, started_on, name, latitude, longitude, ended_on)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (id) DO UPDATE SET
-             name = excluded.name, latitude = excluded.latitude,
-             longitude = excluded.longitude, ended_on = excluded.ended_on",
-    )?
-    .execute(params![
-        d.id.as_bytes().as_slice(),
-        time::encode(d.started_on),
-        d.name,
-        d.latitude,
-        d.longitude,
-        d.ended_on.map(time::encode),
-    ])?;
-    Ok(())
+    insert(
+        conn,
+        d,
+        "DO UPDATE SET name = excluded.name, latitude = excluded.latitude, \
+         longitude = excluded.longitude, ended_on = excluded.ended_on",
+    )
 }
 
 /// Inserts `d` unless a deployment with its id exists (what acoupi does for a recording's).
 pub(super) fn insert_if_missing(conn: &Connection, d: &Deployment) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+    insert(conn, d, "DO NOTHING")
+}
+
+/// Inserts `d`, doing `on_conflict` when its id is taken.
+fn insert(conn: &Connection, d: &Deployment, on_conflict: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
         "INSERT INTO deployment (id, started_on, name, latitude, longitude, ended_on)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
-    )?
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) {on_conflict}"
+    ))?
     .execute(params![
         d.id.as_bytes().as_slice(),
-        time::encode(d.started_on),
+        isotime::isoformat(d.started_on),
         d.name,
         d.latitude,
         d.longitude,
-        d.ended_on.map(time::encode),
+        d.ended_on.map(isotime::isoformat),
     ])?;
     Ok(())
 }
@@ -132,7 +128,7 @@ impl Store {
 
     /// A stored time.
     pub(super) fn time(&self, text: &str, column: &str) -> Result<jiff::Timestamp, Error> {
-        time::decode(text).map_err(|detail| Error::BadValue {
+        isotime::parse_iso(text).map_err(|detail| Error::BadValue {
             path: self.path.clone(),
             detail: format!("`{column}`: {detail}"),
         })

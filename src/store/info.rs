@@ -66,7 +66,10 @@ impl Store {
                 .conn
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
             let mut tables = Vec::new();
-            for table in ACOUPI_TABLE_NAMES.iter().chain(&["acoupi_rs_recording"]) {
+            for table in ACOUPI_TABLE_NAMES
+                .iter()
+                .chain(&["acoupi_rs_recording", "acoupi_rs_model_output"])
+            {
                 let rows: i64 =
                     self.conn
                         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
@@ -131,7 +134,8 @@ mod tests {
                 ("model_output", 1),
                 ("detection", 3),
                 ("predicted_tag", 5),
-                ("acoupi_rs_recording", 1)
+                ("acoupi_rs_recording", 1),
+                ("acoupi_rs_model_output", 1)
             ]
         );
     }

@@ -5,12 +5,17 @@
 //! once per output id), with a box's coordinates split into acoupi's four columns; and the
 //! loaders that put detections and tags back together for [`query`](super::query).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, Row, TransactionBehavior, params};
+use uuid::Uuid;
 
 use super::{Error, Inserted, Store};
 use crate::spec::data::{BoundingBox, Detection, ModelOutput, PredictedTag, PredictionType, Tag};
+use crate::spec::isotime;
+
+/// Tags by detection id.
+pub(super) type TagMap = HashMap<Uuid, Vec<PredictedTag>>;
 
 /// SQLite's bound-variable budget per statement, as acoupi chunks it.
 const CHUNK: usize = 900;
@@ -65,7 +70,7 @@ fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
         output_id,
         o.name_model,
         o.recording.id.as_bytes().as_slice(),
-        super::time::encode(o.created_on),
+        isotime::isoformat(o.created_on),
     ])?;
     let mut detection = conn.prepare_cached(
         "INSERT INTO detection (id, prediction_type, start_time_s, end_time_s, low_freq_hz,
@@ -74,6 +79,7 @@ fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
     let mut tag = conn.prepare_cached(
         "INSERT INTO predicted_tag (key, value, confidence_score, detection_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
+    let mut tag_ids: Option<(i64, i64)> = None;
     for d in &o.detections {
         let c = d.location.map(|b| b.coordinates);
         detection.execute(params![
@@ -93,8 +99,19 @@ fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
                 t.confidence_score,
                 d.id.as_bytes().as_slice()
             ])?;
+            let id = conn.last_insert_rowid();
+            tag_ids = Some(tag_ids.map_or((id, id), |(first, _)| (first, id)));
         }
     }
+    conn.prepare_cached(
+        "INSERT INTO acoupi_rs_model_output (model_output_id, first_tag_id, last_tag_id)
+         VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        output_id,
+        tag_ids.map(|t| t.0),
+        tag_ids.map(|t| t.1)
+    ])?;
     Ok(())
 }
 
@@ -104,7 +121,7 @@ pub(super) const DETECTION_COLUMNS: &str = "d.id, d.prediction_type, d.start_tim
 
 /// A detection row before its id and type are decoded.
 pub(super) struct RawDetection {
-    pub(super) id: Vec<u8>,
+    pub(super) id: Uuid,
     prediction_type: String,
     start: Option<f64>,
     end: Option<f64>,
@@ -129,11 +146,7 @@ impl RawDetection {
 
     /// The detection, with its tags taken from `tags`. Like acoupi, a box needs all four
     /// coordinates; any missing one means no location.
-    pub(super) fn decode(
-        self,
-        store: &Store,
-        tags: &mut HashMap<Vec<u8>, Vec<PredictedTag>>,
-    ) -> Result<Detection, Error> {
+    pub(super) fn decode(self, store: &Store, tags: &mut TagMap) -> Result<Detection, Error> {
         let prediction_type =
             PredictionType::from_name(&self.prediction_type).ok_or_else(|| Error::BadValue {
                 path: store.path.clone(),
@@ -147,7 +160,7 @@ impl RawDetection {
             _ => None,
         };
         Ok(Detection {
-            id: store.uuid(&self.id, "detection.id")?,
+            id: self.id,
             prediction_type,
             location,
             detection_score: self.score,
@@ -157,26 +170,75 @@ impl RawDetection {
 }
 
 impl Store {
-    /// The tags of the detections `ids`, each list in insertion order (acoupi's `rowid` order).
+    /// The tags of the detections `detections` of the model outputs `outputs`, each list in
+    /// insertion order (acoupi's `rowid` order). May hold the tags of other detections of the
+    /// same outputs too.
+    ///
+    /// Outputs we wrote have their tag id range in `acoupi_rs_model_output`: consecutive
+    /// ranges are merged and read in sequential scans. The detections of outputs acoupi wrote
+    /// are looked up through its `detection_id` index.
     pub(super) fn tags_of(
         &self,
-        ids: &[Vec<u8>],
-    ) -> Result<HashMap<Vec<u8>, Vec<PredictedTag>>, Error> {
-        let mut out: HashMap<Vec<u8>, Vec<PredictedTag>> = HashMap::with_capacity(ids.len());
+        outputs: &[Vec<u8>],
+        detections: &[(&[u8], Uuid)],
+    ) -> Result<TagMap, Error> {
+        let mut ranged = HashSet::with_capacity(outputs.len());
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
         self.in_chunks(
-            ids,
-            "SELECT detection_id, key, value, confidence_score FROM predicted_tag \
-             WHERE detection_id IN ({}) ORDER BY id",
+            outputs,
+            "SELECT model_output_id, first_tag_id, last_tag_id FROM acoupi_rs_model_output \
+             WHERE model_output_id IN ({})",
             |row| {
-                out.entry(row.get(0)?).or_default().push(PredictedTag {
-                    tag: Tag {
-                        key: row.get(1)?,
-                        value: row.get(2)?,
-                    },
-                    confidence_score: row.get(3)?,
-                });
+                ranged.insert(row.get::<_, Vec<u8>>(0)?);
+                if let (Some(first), Some(last)) = (row.get(1)?, row.get(2)?) {
+                    ranges.push((first, last));
+                }
                 Ok(())
             },
+        )?;
+        ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+        for (first, last) in ranges {
+            match merged.last_mut() {
+                Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
+                _ => merged.push((first, last)),
+            }
+        }
+        let mut out = TagMap::with_capacity(detections.len());
+        let mut push = |row: &Row<'_>| -> rusqlite::Result<()> {
+            out.entry(row.get(0)?).or_default().push(PredictedTag {
+                tag: Tag {
+                    key: row.get(1)?,
+                    value: row.get(2)?,
+                },
+                confidence_score: row.get(3)?,
+            });
+            Ok(())
+        };
+        let scan = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT detection_id, key, value, confidence_score FROM predicted_tag \
+                 WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+            )?;
+            for (first, last) in merged {
+                let mut rows = stmt.query([first, last])?;
+                while let Some(row) = rows.next()? {
+                    push(row)?;
+                }
+            }
+            Ok(())
+        };
+        scan().map_err(|e| self.error(e))?;
+        let rest: Vec<Vec<u8>> = detections
+            .iter()
+            .filter(|(output, _)| !ranged.contains(*output))
+            .map(|(_, detection)| detection.as_bytes().to_vec())
+            .collect();
+        self.in_chunks(
+            &rest,
+            "SELECT detection_id, key, value, confidence_score FROM predicted_tag \
+             WHERE detection_id IN ({}) ORDER BY id",
+            push,
         )?;
         Ok(out)
     }
@@ -195,8 +257,8 @@ impl Store {
             raw.push((row.get::<_, Vec<u8>>(0)?, RawDetection::read_at(row, 1)?));
             Ok(())
         })?;
-        let detection_ids: Vec<Vec<u8>> = raw.iter().map(|(_, d)| d.id.clone()).collect();
-        let mut tags = self.tags_of(&detection_ids)?;
+        let pairs: Vec<(&[u8], Uuid)> = raw.iter().map(|(o, d)| (o.as_slice(), d.id)).collect();
+        let mut tags = self.tags_of(ids, &pairs)?;
         let mut out: HashMap<Vec<u8>, Vec<Detection>> = HashMap::new();
         for (output, d) in raw {
             out.entry(output)
@@ -251,6 +313,39 @@ mod tests {
         let info = store.info().expect("info");
         assert_eq!(info.count("detection"), Some(5));
         assert_eq!(info.count("predicted_tag"), Some(8));
+    }
+
+    #[test]
+    fn tags_read_back_whether_we_or_acoupi_wrote_the_output() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        let mut written = Vec::new();
+        for i in 0..4 {
+            let r = recording(i);
+            store.insert_recording(&r, None).expect("recording");
+            let o = output(&r, 10 + u128::from(i), 3);
+            store.insert_model_output(&o).expect("output");
+            written.push(o);
+        }
+        // Outputs 1 and 2 as acoupi leaves them: no tag range of ours.
+        for o in &written[1..3] {
+            store
+                .conn
+                .execute(
+                    "DELETE FROM acoupi_rs_model_output WHERE model_output_id = ?1",
+                    [o.id.as_bytes().as_slice()],
+                )
+                .expect("forget the range");
+        }
+        written.reverse();
+        assert_eq!(
+            store.model_outputs(&Filter::default()).expect("query"),
+            written
+        );
+        let found = store.detections(&Filter::default()).expect("query");
+        let expected: Vec<_> = written.iter().flat_map(|o| o.detections.clone()).collect();
+        let got: Vec<_> = found.into_iter().map(|f| f.detection).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

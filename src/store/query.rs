@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use super::outputs::{DETECTION_COLUMNS, RawDetection};
 use super::recordings::{self, RawRecording, StoredRecording};
-use super::{Error, Store, time};
+use super::{Error, Store};
 use crate::spec::data::{Detection, ModelOutput, Tag};
+use crate::spec::isotime;
 
 /// Which rows to return. The default returns everything.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,10 +69,16 @@ impl Where {
     /// `column` within `[since, until)`.
     fn window(&mut self, column: &str, f: &Filter) {
         if let Some(t) = f.since {
-            self.push(format!("{column} >= ?"), [Value::Text(time::encode(t))]);
+            self.push(
+                format!("{column} >= ?"),
+                [Value::Text(isotime::isoformat(t))],
+            );
         }
         if let Some(t) = f.until {
-            self.push(format!("{column} < ?"), [Value::Text(time::encode(t))]);
+            self.push(
+                format!("{column} < ?"),
+                [Value::Text(isotime::isoformat(t))],
+            );
         }
     }
 
@@ -235,25 +242,41 @@ impl Store {
             w.sql(),
             w.limit(f)
         );
+        // Rows come grouped by output: its columns are read and decoded once per output.
+        let mut outputs: Vec<(Vec<u8>, String, Uuid, String)> = Vec::new();
         let rows = self.rows(&sql, w.params, |r| {
-            Ok((
-                RawDetection::read_at(r, 0)?,
-                r.get::<_, Vec<u8>>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, Vec<u8>>(9)?,
-                r.get::<_, String>(10)?,
-            ))
+            let output = r.get_ref(7)?.as_blob()?;
+            if outputs.last().is_none_or(|o| o.0 != output) {
+                outputs.push((output.to_vec(), r.get(8)?, r.get(9)?, r.get(10)?));
+            }
+            Ok((RawDetection::read_at(r, 0)?, outputs.len() - 1))
         })?;
-        let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.0.id.clone()).collect();
-        let mut tags = self.tags_of(&ids)?;
+        let pairs: Vec<(&[u8], Uuid)> = rows
+            .iter()
+            .map(|(d, o)| (outputs[*o].0.as_slice(), d.id))
+            .collect();
+        let ids: Vec<Vec<u8>> = outputs.iter().map(|o| o.0.clone()).collect();
+        let mut tags = self.tags_of(&ids, &pairs)?;
+        let context = outputs
+            .iter()
+            .map(|(id, name, recording, created_on)| {
+                Ok((
+                    self.uuid(id, "model_output.id")?,
+                    name,
+                    *recording,
+                    self.time(created_on, "model_output.created_on")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         rows.into_iter()
-            .map(|(d, output, name_model, recording, created_on)| {
+            .map(|(d, o)| {
+                let (model_output_id, name, recording_id, created_on) = context[o];
                 Ok(FoundDetection {
                     detection: d.decode(self, &mut tags)?,
-                    model_output_id: self.uuid(&output, "model_output.id")?,
-                    name_model,
-                    recording_id: self.uuid(&recording, "model_output.recording_id")?,
-                    created_on: self.time(&created_on, "model_output.created_on")?,
+                    model_output_id,
+                    name_model: name.clone(),
+                    recording_id,
+                    created_on,
                 })
             })
             .collect()

@@ -12,8 +12,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::deployments::{self, RawDeployment};
-use super::{Error, Store, time};
+use super::{Error, Store};
 use crate::spec::data::Recording;
+use crate::spec::isotime;
 
 /// What an idempotent insert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +113,7 @@ impl Store {
                 "INSERT INTO acoupi_rs_recording (recording_id, deleted_on)
                  SELECT id, ?2 FROM recording WHERE id = ?1
                  ON CONFLICT (recording_id) DO UPDATE SET deleted_on = excluded.deleted_on",
-                params![id.as_bytes().as_slice(), time::encode(when)],
+                params![id.as_bytes().as_slice(), isotime::isoformat(when)],
             )
             .map_err(|e| self.error(e))?;
         self.found(changed, id)
@@ -132,12 +133,11 @@ impl Store {
 fn insert(conn: &Connection, r: &Recording, task_id: Option<&str>) -> rusqlite::Result<Inserted> {
     let id = r.id.as_bytes().as_slice();
     if let Some(task) = task_id {
-        let existing: Option<Vec<u8>> = conn
+        let existing: Option<Uuid> = conn
             .prepare_cached("SELECT recording_id FROM acoupi_rs_recording WHERE task_id = ?1")?
             .query_row([task], |row| row.get(0))
             .optional()?;
-        if let Some(existing) = existing {
-            let id = Uuid::from_slice(&existing).unwrap_or(r.id);
+        if let Some(id) = existing {
             return Ok(Inserted { id, created: false });
         }
     }
@@ -170,7 +170,7 @@ fn insert(conn: &Connection, r: &Recording, task_id: Option<&str>) -> rusqlite::
         r.duration,
         r.samplerate,
         r.audio_channels,
-        time::encode(r.created_on),
+        isotime::isoformat(r.created_on),
         r.deployment.id.as_bytes().as_slice(),
     ])?;
     conn.prepare_cached(

@@ -91,8 +91,11 @@ const ACOUPI_TABLES: &str = "
         ON predicted_tag(key, value);
         ";
 
-/// Our side of a recording, which acoupi's `recording` table cannot hold. acoupi never reads it,
-/// and never deletes recordings, so the foreign key never gets in its way.
+/// Our tables. `acoupi_rs_recording` holds what acoupi's `recording` table cannot (acoupi never
+/// reads it, and never deletes recordings, so the foreign key never gets in its way).
+/// `acoupi_rs_model_output` holds the range of `predicted_tag` ids each output's tags took:
+/// acoupi's only way to a detection's tags is the index on `detection_id`, a random UUID, so
+/// an hour's tags sit on thousands of scattered pages; their id range is one sequential scan.
 const OUR_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS acoupi_rs_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -105,6 +108,12 @@ CREATE TABLE IF NOT EXISTS acoupi_rs_recording (
     time_expansion REAL NOT NULL DEFAULT 1,
     staged_path TEXT,
     deleted_on TEXT
+);
+
+CREATE TABLE IF NOT EXISTS acoupi_rs_model_output (
+    model_output_id BLOB PRIMARY KEY REFERENCES model_output(id),
+    first_tag_id INTEGER,
+    last_tag_id INTEGER
 );
 ";
 
@@ -245,10 +254,13 @@ fn current() -> Versions {
 /// stand-ins for our tables, so the same queries run. The temp schema is private to the
 /// connection; the file is not touched.
 pub(super) fn shadow_missing(conn: &Connection) -> rusqlite::Result<()> {
-    if table_exists(conn, "acoupi_rs_recording")? {
+    if table_exists(conn, "acoupi_rs_model_output")? {
         return Ok(());
     }
-    conn.execute_batch(&OUR_TABLES.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
+    conn.execute_batch(&OUR_TABLES.replace(
+        "CREATE TABLE IF NOT EXISTS",
+        "CREATE TEMP TABLE IF NOT EXISTS",
+    ))
 }
 
 #[cfg(test)]
@@ -286,10 +298,11 @@ mod tests {
         let store = Store::open(&path).expect("open");
         let v = versions(&store.conn).expect("versions");
         assert_eq!(v, current());
-        for table in ACOUPI_TABLE_NAMES
-            .iter()
-            .chain(&["acoupi_rs_schema", "acoupi_rs_recording"])
-        {
+        for table in ACOUPI_TABLE_NAMES.iter().chain(&[
+            "acoupi_rs_schema",
+            "acoupi_rs_recording",
+            "acoupi_rs_model_output",
+        ]) {
             assert!(table_exists(&store.conn, table).expect("query"), "{table}");
         }
         let journal: String = store

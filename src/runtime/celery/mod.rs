@@ -20,12 +20,10 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde_json::Map;
 
-use crate::spec::data::isoformat;
-
 use self::python::repr_capped;
+use crate::spec::isotime::{isoformat, parse_iso};
 
 /// A JSON value: task arguments, results and header values.
 pub type Json = serde_json::Value;
@@ -707,24 +705,6 @@ fn timestamp(
             DecodeError::BadExpires { value, reason }
         }
     })
-}
-
-/// An ISO-8601 date-time with an offset, or a naive one taken as UTC (Celery's default
-/// `timezone`), or a bare date at midnight UTC.
-fn parse_iso(text: &str) -> Result<Timestamp, String> {
-    let text = text.trim();
-    let with_offset = match text.parse::<Timestamp>() {
-        Ok(ts) => return Ok(ts),
-        Err(e) => e,
-    };
-    let civil = text.parse::<jiff::civil::DateTime>().or_else(|_| {
-        text.parse::<jiff::civil::Date>()
-            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-    });
-    match civil {
-        Ok(dt) => TimeZone::UTC.to_timestamp(dt).map_err(|e| e.to_string()),
-        Err(_) => Err(with_offset.to_string()),
-    }
 }
 
 /// A time limit as JSON: an integer when whole (as Python sends `60`), null when unset or not

@@ -72,7 +72,7 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
         .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
         // The store keeps microseconds: the result is what a redelivery would read back.
         let mut recorded = recorded;
-        recorded.start = crate::spec::data::to_micros(recorded.start);
+        recorded.start = crate::spec::isotime::to_micros(recorded.start);
         tracing::info!(path = %recorded.path, duration_s = recorded.duration_s, "recorded");
         store(&services, &recorded, deployment, Some(ctx.task_id.clone())).await?;
         tally(&services.program.paths.state, &recorded);
