@@ -340,7 +340,15 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
             }
         }
     }
-    let Ok(_permit) = Arc::clone(&shared.permits).acquire_owned().await else {
+    // A delivery still waiting for a slot when shutdown comes has not started: it goes back
+    // to the queue rather than running during the grace period.
+    let permit = tokio::select! {
+        biased;
+        _ = shared.shutdown.cancelled() => None,
+        p = Arc::clone(&shared.permits).acquire_owned() => p.ok(),
+    };
+    let Some(_permit) = permit else {
+        let _ = d.acker.requeue().await;
         return;
     };
     let spec_task = shared.program.task(&msg.task);
