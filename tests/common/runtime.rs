@@ -171,6 +171,14 @@ impl Queues {
         }
     }
 
+    /// Exactly these queues on the RabbitMQ at `url`.
+    pub(crate) fn named(url: &str, names: Vec<String>) -> Self {
+        Queues {
+            url: url.to_owned(),
+            names,
+        }
+    }
+
     /// The first queue.
     pub(crate) fn name(&self) -> String {
         self.names[0].clone()
