@@ -191,7 +191,11 @@ async fn acoupi_worker_runs_what_celery_sends_on_rabbitmq() {
     .await;
     w.stop().await;
     let text = std::fs::read_to_string(&marks).unwrap_or_default();
-    assert_eq!(text, format!("start {id}\ndone {id}\n"));
+    assert_eq!(
+        text,
+        format!("start {id}\ndone {id}\n"),
+        "Celery sent {sent}"
+    );
     let env = broker.get(&cbq).await.unwrap().expect("our follow-up");
     let follow = TaskMessage::decode(&env).unwrap();
     assert_eq!(follow.task, "noop");
