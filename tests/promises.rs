@@ -20,8 +20,8 @@ use acoupi::runtime::message::TaskMessage;
 use acoupi::runtime::tasks::{Registry, TaskContext, TaskError, TaskFuture};
 use acoupi::runtime::worker::{self, Connector};
 use common::runtime::{
-    LogCapture, MINIMAL, Queues, amqp, program, rabbit, spawn_worker, wait_for, wait_for_depth,
-    worker_def,
+    KillOnDrop, LogCapture, MINIMAL, Queues, amqp, program, rabbit, spawn_worker, wait_for,
+    wait_for_depth, worker_def,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value as Json, json};
@@ -431,7 +431,8 @@ fn rabbitmq_sigterm_lets_the_running_task_finish_and_exits_0() {
     kwargs.insert("mark".into(), json!(marks.as_str()));
     let msg = TaskMessage::new("noop", vec![], kwargs);
     rt.block_on(broker.publish(&q, &msg.encode())).unwrap();
-    let (mut child, rx) = common::spawn_logged(&["--home", home.as_str(), "worker", "w"]);
+    let (child, rx) = common::spawn_logged(&["--home", home.as_str(), "worker", "w"]);
+    let mut child = KillOnDrop(child);
     let start = std::time::Instant::now();
     while count_lines(&marks, "start") == 0 {
         assert!(
@@ -442,10 +443,10 @@ fn rabbitmq_sigterm_lets_the_running_task_finish_and_exits_0() {
     }
     assert_eq!(count_lines(&marks, "done"), 0, "finished before the signal");
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     let log: Vec<String> = rx.try_iter().collect();
     assert_eq!(status.code(), Some(0), "{log:#?}");
     assert_eq!(count_lines(&marks, "start"), 1);

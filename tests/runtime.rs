@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::runtime::Queues;
+use common::runtime::{KillOnDrop, Queues, spawn_worker};
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -19,7 +19,7 @@ use acoupi::runtime::broker::{Broker, dead_letter_queue};
 use acoupi::runtime::memory::MemoryBroker;
 use acoupi::runtime::message::{Envelope, TaskMessage};
 use acoupi::runtime::tasks::{Registry, TaskContext, TaskFuture};
-use acoupi::runtime::worker::{self, Connector, Stats};
+use acoupi::runtime::worker::{self, Connector};
 use acoupi::spec::{self, Program};
 use acoupi::{compile, plan};
 use serde_json::{Map, Value as Json, json};
@@ -67,28 +67,6 @@ async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// Runs a worker in the background; returns its stats and the token that stops it.
-fn spawn_worker(
-    connector: Connector,
-    program: Arc<Program>,
-    def: spec::Worker,
-    registry: Registry,
-    options: worker::Options,
-) -> (Arc<Stats>, CancellationToken, tokio::task::JoinHandle<()>) {
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let setup = worker::Setup {
-        connector,
-        program,
-        worker: def,
-        registry: Arc::new(registry),
-        options,
-        stats: Arc::clone(&stats),
-    };
-    let handle = tokio::spawn(worker::run(setup, shutdown.clone(), || {}));
-    (stats, shutdown, handle)
 }
 
 static SEEN: Mutex<Vec<(String, Json)>> = Mutex::new(Vec::new());
@@ -147,9 +125,8 @@ async fn follow_ups_receive_the_result_on_their_own_queue() {
     // detect got record's result as its first argument, manage-files got detect's.
     assert_eq!(seen[1].1, json!([{"recording": msg.id}]));
     assert_eq!(seen[2].1, json!(["detected"]));
-    for (_, token, handle) in handles {
-        token.cancel();
-        handle.await.unwrap();
+    for w in handles {
+        w.stop().await;
     }
 }
 
@@ -163,7 +140,7 @@ async fn transient_failures_retry_then_dead_letter() {
         default_retries: 2,
         ..worker::Options::default()
     };
-    let (stats, token, handle) = spawn_worker(
+    let w = spawn_worker(
         Connector::Memory(memory.clone()),
         Arc::new(program(
             "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\n",
@@ -181,16 +158,16 @@ async fn transient_failures_retry_then_dead_letter() {
     wait_for(
         Duration::from_secs(10),
         "success on the second retry",
-        || stats.succeeded.load(Ordering::Relaxed) == 1,
+        || w.stats.succeeded.load(Ordering::Relaxed) == 1,
     )
     .await;
-    assert_eq!(stats.retried.load(Ordering::Relaxed), 2);
+    assert_eq!(w.stats.retried.load(Ordering::Relaxed), 2);
     let mut bad = Map::new();
     bad.insert("fail".into(), json!("transient"));
     let doomed = TaskMessage::new("noop", vec![], bad);
     broker.publish(q, &doomed.encode()).await.unwrap();
     wait_for(Duration::from_secs(10), "dead letter", || {
-        stats.dead_lettered.load(Ordering::Relaxed) == 1
+        w.stats.dead_lettered.load(Ordering::Relaxed) == 1
     })
     .await;
     let dead = broker
@@ -201,8 +178,7 @@ async fn transient_failures_retry_then_dead_letter() {
     let reason = dead.headers["x-acoupi-reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("failed after 2 retries"), "{reason}");
     assert_eq!(TaskMessage::decode(&dead).unwrap().id, doomed.id);
-    token.cancel();
-    handle.await.unwrap();
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -231,7 +207,7 @@ async fn rabbitmq_poison_messages_go_to_the_dead_letter_queue() {
         .publish(&q, &TaskMessage::new("noop", vec![], Map::new()).encode())
         .await
         .unwrap();
-    let (stats, token, handle) = spawn_worker(
+    let w = spawn_worker(
         Connector::Amqp {
             url: AMQP.into(),
             name: format!("acoupi test {q}"),
@@ -247,8 +223,8 @@ async fn rabbitmq_poison_messages_go_to_the_dead_letter_queue() {
         Duration::from_secs(20),
         "the good task after two poison ones",
         || {
-            stats.succeeded.load(Ordering::Relaxed) == 1
-                && stats.dead_lettered.load(Ordering::Relaxed) == 2
+            w.stats.succeeded.load(Ordering::Relaxed) == 1
+                && w.stats.dead_lettered.load(Ordering::Relaxed) == 2
         },
     )
     .await;
@@ -264,8 +240,7 @@ async fn rabbitmq_poison_messages_go_to_the_dead_letter_queue() {
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].starts_with("undecodable message"), "{reasons:?}");
     assert_eq!(reasons[1], "unknown task `no-such-task`");
-    token.cancel();
-    handle.await.unwrap();
+    w.stop().await;
     broker.close().await;
 }
 
@@ -285,7 +260,7 @@ async fn rabbitmq_hung_task_is_stopped_at_its_hard_limit() {
         .publish(&q, &TaskMessage::new("noop", vec![], Map::new()).encode())
         .await
         .unwrap();
-    let (stats, token, handle) = spawn_worker(
+    let w = spawn_worker(
         Connector::Amqp {
             url: AMQP.into(),
             name: format!("acoupi test {q}"),
@@ -304,8 +279,8 @@ async fn rabbitmq_hung_task_is_stopped_at_its_hard_limit() {
         Duration::from_secs(20),
         "the next task after the hung one",
         || {
-            stats.succeeded.load(Ordering::Relaxed) == 1
-                && stats.dead_lettered.load(Ordering::Relaxed) == 1
+            w.stats.succeeded.load(Ordering::Relaxed) == 1
+                && w.stats.dead_lettered.load(Ordering::Relaxed) == 1
         },
     )
     .await;
@@ -317,8 +292,7 @@ async fn rabbitmq_hung_task_is_stopped_at_its_hard_limit() {
     // Stopped at the message's 0.5 s limit (the 60 s sleep would outlast the wait above).
     let reason = dead.headers["x-acoupi-reason"].as_str().unwrap();
     assert!(reason.contains("time limit of 500ms"), "{reason}");
-    token.cancel();
-    handle.await.unwrap();
+    w.stop().await;
     broker.close().await;
 }
 
@@ -373,7 +347,7 @@ async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
     let mut registry = Registry::builtin();
     registry.insert("count", counting_handler);
     let name = format!("acoupi-cut-worker-{q}");
-    let (stats, token, handle) = spawn_worker(
+    let w = spawn_worker(
         Connector::Amqp {
             url: AMQP.into(),
             name: name.clone(),
@@ -386,7 +360,7 @@ async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
         worker::Options::default(),
     );
     wait_for(Duration::from_secs(60), "a third of the tasks", || {
-        stats.succeeded.load(Ordering::Relaxed) > n / 3
+        w.stats.succeeded.load(Ordering::Relaxed) > n / 3
     })
     .await;
     let closed = close_connections_named(&name);
@@ -396,11 +370,10 @@ async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
     })
     .await;
     assert!(
-        stats.connections.load(Ordering::Relaxed) >= 2,
+        w.stats.connections.load(Ordering::Relaxed) >= 2,
         "the worker did not reconnect"
     );
-    token.cancel();
-    handle.await.unwrap();
+    w.stop().await;
     assert_eq!(broker.depth(&q).await.unwrap(), 0);
     assert_eq!(broker.depth(&dead_letter_queue(&q)).await.unwrap(), 0);
     broker.close().await;
@@ -432,12 +405,14 @@ fn rabbitmq_worker_killed_mid_task_redelivers_and_completes_once() {
     let msg = TaskMessage::new("noop", vec![], kwargs);
     rt.block_on(broker.publish(&q, &msg.encode())).unwrap();
     let spawn = || {
-        common::acoupi()
-            .args(["--home", home.as_str(), "worker", "w"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("worker starts")
+        KillOnDrop(
+            common::acoupi()
+                .args(["--home", home.as_str(), "worker", "w"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("worker starts"),
+        )
     };
     let read = || std::fs::read_to_string(&marks).unwrap_or_default();
     let mut first = spawn();
@@ -449,8 +424,8 @@ fn rabbitmq_worker_killed_mid_task_redelivers_and_completes_once() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    first.kill().expect("SIGKILL");
-    let _ = first.wait();
+    first.0.kill().expect("SIGKILL");
+    let _ = first.0.wait();
     assert!(
         !read().contains("done"),
         "the task finished before the kill"
@@ -465,9 +440,9 @@ fn rabbitmq_worker_killed_mid_task_redelivers_and_completes_once() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // SIGTERM: the second worker drains and exits 0.
-    let pid = second.id().to_string();
+    let pid = second.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = second.wait().unwrap();
+    let status = second.0.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let text = read();
     assert_eq!(

@@ -97,7 +97,8 @@ pub(crate) async fn wait_for_depth(broker: &Broker, queue: &str, n: u32, limit: 
     }
 }
 
-/// A worker running in the background.
+/// A worker running in the background; dropping it (a failing test) cancels and aborts it,
+/// so it cannot redeclare the queues a [`Queues`] guard is deleting.
 pub(crate) struct Running {
     /// Its counters.
     pub(crate) stats: Arc<Stats>,
@@ -109,9 +110,28 @@ pub(crate) struct Running {
 
 impl Running {
     /// Stops the worker and waits for it.
-    pub(crate) async fn stop(self) {
+    pub(crate) async fn stop(mut self) {
         self.shutdown.cancel();
-        self.handle.await.expect("the worker does not panic");
+        (&mut self.handle).await.expect("the worker does not panic");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.handle.abort();
+    }
+}
+
+/// A child process killed when dropped (a failing test leaves no worker running).
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
