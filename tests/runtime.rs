@@ -324,9 +324,24 @@ fn close_connections_named(fragment: &str) -> usize {
 
 static DONE_IDS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
+/// Tasks published by the connection-cut test.
+const CUT_TASKS: usize = 10_000;
+
+/// Set once the test cut the worker's connection: from half the tasks on (the cut comes
+/// after a third), handlers wait for it, so the worker cannot finish the queue before the
+/// cut lands.
+static CUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn counting_handler(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
     Box::pin(async move {
-        DONE_IDS.lock().unwrap().insert(ctx.task_id);
+        let done = {
+            let mut ids = DONE_IDS.lock().unwrap();
+            ids.insert(ctx.task_id);
+            ids.len()
+        };
+        while done > CUT_TASKS / 2 && !CUT.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         Ok(Json::Null)
     })
 }
@@ -337,7 +352,7 @@ async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
     let q = queues.name();
     let broker = rabbit("acoupi test cut publisher").await;
     broker.declare(&q).await.unwrap();
-    let n = 10_000;
+    let n = CUT_TASKS as u64;
     let mut ids = BTreeSet::new();
     for _ in 0..n {
         let msg = TaskMessage::new("count", vec![], Map::new());
@@ -364,6 +379,7 @@ async fn rabbitmq_connection_cut_mid_drain_loses_nothing() {
     })
     .await;
     let closed = close_connections_named(&name);
+    CUT.store(true, Ordering::Release);
     assert_eq!(closed, 1, "expected to cut the worker's one connection");
     wait_for(Duration::from_secs(120), "every task after the cut", || {
         ids.iter().all(|id| DONE_IDS.lock().unwrap().contains(id))
