@@ -3,7 +3,8 @@
 //! restart and skips what it missed; a retry does not run before its backoff, nor a task
 //! before its `eta`; a task past its soft limit is warned about; at shutdown, deliveries
 //! prefetched but not started go back to the queue; SIGTERM lets a running task finish and
-//! acknowledges it once. The RabbitMQ tests use the shared broker with their own queues,
+//! acknowledges it once; a publish is confirmed, and a refused one is an error. The
+//! RabbitMQ tests use the shared broker with their own queues,
 //! which they delete even when they fail.
 
 mod common;
@@ -463,4 +464,51 @@ fn rabbitmq_sigterm_lets_the_running_task_finish_and_exits_0() {
         "acknowledged twice: {log:#?}"
     );
     rt.block_on(broker.close());
+}
+
+/// Publishes are confirmed: `publish` returns once RabbitMQ took the message, and a message
+/// RabbitMQ refuses (here a full queue that rejects publishes) is an error, not a silent
+/// loss.
+#[tokio::test]
+async fn rabbitmq_publish_is_confirmed_and_a_refusal_is_an_error() {
+    let queues = Queues::new("confirm");
+    let q = queues.name();
+    // A queue that holds one message and refuses more, declared with a plain AMQP client.
+    let conn = lapin::Connection::connect(
+        common::runtime::AMQP,
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!("RabbitMQ is not reachable ({e}); start it with `rabbitmq-server -detached`")
+    });
+    let ch = conn.create_channel().await.unwrap();
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-max-length".into(),
+        lapin::types::AMQPValue::LongLongInt(1),
+    );
+    args.insert(
+        "x-overflow".into(),
+        lapin::types::AMQPValue::LongString("reject-publish".into()),
+    );
+    ch.queue_declare(
+        q.as_str().into(),
+        lapin::options::QueueDeclareOptions::durable(),
+        args,
+    )
+    .await
+    .unwrap();
+    let broker = rabbit("acoupi test confirm").await;
+    let first = TaskMessage::new("noop", vec![], Map::new());
+    broker.publish(&q, &first.encode()).await.unwrap();
+    // Confirmed: the message is in the queue as soon as `publish` returned.
+    assert_eq!(broker.depth(&q).await.unwrap(), 1);
+    let second = TaskMessage::new("noop", vec![], Map::new());
+    let refused = broker.publish(&q, &second.encode()).await;
+    let err = refused.expect_err("a refused message must not look published");
+    assert!(err.to_string().contains("refused"), "{err}");
+    assert_eq!(broker.depth(&q).await.unwrap(), 1);
+    broker.close().await;
+    conn.close(200, "bye".into()).await.unwrap();
 }
