@@ -4,8 +4,8 @@
 //! before its `eta`; a task past its soft limit is warned about; at shutdown, deliveries
 //! prefetched but not started go back to the queue; SIGTERM lets a running task finish and
 //! acknowledges it once; a publish is confirmed, and a refused one is an error. The
-//! RabbitMQ tests use the shared broker with their own queues,
-//! which they delete even when they fail.
+//! RabbitMQ tests use the shared broker with their own queues, which they delete even when
+//! they fail.
 
 mod common;
 
