@@ -372,19 +372,16 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
     };
     let started = std::time::Instant::now();
     let fut = handler(ctx, msg.args.clone(), msg.kwargs.clone());
-    let outcome = run_limited(fut, &msg, soft, hard).await;
+    let mut outcome = run_limited(fut, &msg, soft, hard).await;
+    let refused = match &outcome {
+        Ok(result) => publish_follow_ups(shared, broker, &msg, result, &d.queue).await,
+        Err(_) => None,
+    };
+    if let Some(e) = refused {
+        outcome = Err(e);
+    }
     match outcome {
-        Ok(result) => {
-            for sig in &msg.callbacks {
-                let child = msg.follow_up(sig, &result);
-                let queue =
-                    follow_up_queue(&shared.program, &sig.task, sig.queue.as_ref(), &d.queue);
-                if let Err(e) = broker.publish(&queue, &child.encode()).await {
-                    // Not acknowledged: the task runs again when redelivered (handlers are idempotent).
-                    tracing::warn!(error = %e, follow_up = %sig.task, "could not publish a follow-up");
-                    return;
-                }
-            }
+        Ok(_) => {
             shared
                 .finished
                 .lock()
@@ -430,6 +427,31 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
             }
         }
     }
+}
+
+/// Publishes the follow-ups of a task that succeeded with `result`. A follow-up that cannot
+/// be published fails the task transiently (retried with backoff, then dead-lettered; handlers
+/// are idempotent): left unacknowledged on a connection that stays up, the delivery would
+/// hold its prefetch slot for good, and a worker at prefetch 1 would stop.
+async fn publish_follow_ups(
+    shared: &Shared,
+    broker: &Broker,
+    msg: &TaskMessage,
+    result: &Json,
+    parent_queue: &str,
+) -> Option<TaskError> {
+    for sig in &msg.callbacks {
+        let child = msg.follow_up(sig, result);
+        let queue = follow_up_queue(&shared.program, &sig.task, sig.queue.as_ref(), parent_queue);
+        if let Err(e) = broker.publish(&queue, &child.encode()).await {
+            tracing::warn!(error = %e, follow_up = %sig.task, "could not publish a follow-up");
+            return Some(TaskError::Transient(format!(
+                "could not publish follow-up `{}` to `{queue}`: {e}",
+                sig.task
+            )));
+        }
+    }
+    None
 }
 
 /// Runs a handler under its soft limit (a warning) and hard limit (stopped; a transient
