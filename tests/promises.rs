@@ -512,3 +512,84 @@ async fn rabbitmq_publish_is_confirmed_and_a_refusal_is_an_error() {
     broker.close().await;
     conn.close(200, "bye".into()).await.unwrap();
 }
+
+/// A follow-up RabbitMQ refuses fails its task transiently: retried, then dead-lettered with
+/// the reason, and the worker carries on with the next task (left unacknowledged, the
+/// delivery held the worker's only prefetch slot and the worker stopped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_refused_follow_up_does_not_stop_the_worker() {
+    let mut queues = Queues::new("refused");
+    let q = queues.name();
+    let full = queues.also(format!("{q}full"));
+    let conn = lapin::Connection::connect(
+        common::runtime::AMQP,
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!("RabbitMQ is not reachable ({e}); start it with `rabbitmq-server -detached`")
+    });
+    let ch = conn.create_channel().await.unwrap();
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-max-length".into(),
+        lapin::types::AMQPValue::LongLongInt(0),
+    );
+    args.insert(
+        "x-overflow".into(),
+        lapin::types::AMQPValue::LongString("reject-publish".into()),
+    );
+    ch.queue_declare(
+        full.as_str().into(),
+        lapin::options::QueueDeclareOptions::durable(),
+        args,
+    )
+    .await
+    .unwrap();
+    let broker = rabbit("acoupi test refused publisher").await;
+    broker.declare(&q).await.unwrap();
+    let mut parent = TaskMessage::new("noop", vec![], Map::new());
+    parent.callbacks = vec![acoupi::runtime::message::Signature {
+        task: "noop".into(),
+        args: vec![],
+        kwargs: Map::new(),
+        queue: Some(full.clone()),
+        link: vec![],
+        immutable: false,
+    }];
+    broker.publish(&q, &parent.encode()).await.unwrap();
+    let next = TaskMessage::new("noop", vec![], Map::new());
+    broker.publish(&q, &next.encode()).await.unwrap();
+    let w = spawn_worker(
+        amqp(common::runtime::AMQP, &format!("acoupi test {q}")),
+        Arc::new(program(MINIMAL)),
+        worker_def(&q, 1, 1),
+        Registry::builtin(),
+        worker::Options {
+            retry_backoff: Duration::from_millis(10),
+            default_retries: 1,
+            ..worker::Options::default()
+        },
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the next task and the refused one dead-lettered",
+        || {
+            w.stats.succeeded.load(Ordering::Relaxed) == 1
+                && w.stats.dead_lettered.load(Ordering::Relaxed) == 1
+        },
+    )
+    .await;
+    w.stop().await;
+    let dead = broker
+        .get(&dead_letter_queue(&q))
+        .await
+        .unwrap()
+        .expect("the refused task, dead-lettered");
+    assert_eq!(TaskMessage::decode(&dead).unwrap().id, parent.id);
+    let reason = dead.headers["x-acoupi-reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("could not publish follow-up"), "{reason}");
+    assert_eq!(broker.depth(&q).await.unwrap(), 0);
+    broker.close().await;
+    conn.close(200, "bye".into()).await.unwrap();
+}
