@@ -365,7 +365,9 @@ async fn shutdown_gives_back_what_it_did_not_start(concurrency: u32, tag: &str) 
     let prefetch = 6;
     let total = 8;
     let mut kwargs = Map::new();
-    kwargs.insert("sleep_ms".into(), json!(1_000));
+    // Long enough that no further task can start between the first ones starting and the
+    // shutdown, however slowly the test thread notices.
+    kwargs.insert("sleep_ms".into(), json!(2_000));
     kwargs.insert("mark".into(), json!(marks.as_str()));
     for _ in 0..total {
         let msg = TaskMessage::new("noop", vec![], kwargs.clone());
@@ -381,7 +383,7 @@ async fn shutdown_gives_back_what_it_did_not_start(concurrency: u32, tag: &str) 
     // `prefetch` deliveries held by the worker, `concurrency` of them started.
     wait_for_depth(&broker, &q, total - prefetch, Duration::from_secs(20)).await;
     wait_for(Duration::from_secs(20), "the first tasks to start", || {
-        count_lines(&marks, "start") == concurrency as usize
+        count_lines(&marks, "start") >= concurrency as usize
     })
     .await;
     w.stop().await;
@@ -428,7 +430,7 @@ fn rabbitmq_sigterm_lets_the_running_task_finish_and_exits_0() {
     let broker = rt.block_on(rabbit("acoupi test term publisher"));
     rt.block_on(broker.declare(&q)).unwrap();
     let mut kwargs = Map::new();
-    kwargs.insert("sleep_ms".into(), json!(1_500));
+    kwargs.insert("sleep_ms".into(), json!(2_500));
     kwargs.insert("mark".into(), json!(marks.as_str()));
     let msg = TaskMessage::new("noop", vec![], kwargs);
     rt.block_on(broker.publish(&q, &msg.encode())).unwrap();
