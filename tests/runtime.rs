@@ -6,8 +6,6 @@
 
 mod common;
 
-use common::runtime::{KillOnDrop, Queues, spawn_worker};
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -22,6 +20,7 @@ use acoupi::runtime::tasks::{Registry, TaskContext, TaskFuture};
 use acoupi::runtime::worker::{self, Connector};
 use acoupi::spec::{self, Program};
 use acoupi::{compile, plan};
+use common::runtime::{KillOnDrop, Queues, spawn_worker};
 use serde_json::{Map, Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
