@@ -30,9 +30,38 @@ fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
+/// Stops private nodes left behind by test processes that were killed before their guard
+/// ran (names end in the test process id; only nodes whose process is gone are stopped).
+fn stop_orphans() {
+    let Ok(out) = Command::new("epmd").arg("-names").output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line
+            .strip_prefix("name ")
+            .and_then(|l| l.split_whitespace().next())
+        else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix("acoupi-")
+            .and_then(|n| n.rsplit('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("rabbitmqctl")
+                .args(["-n", &format!("{name}@localhost"), "stop"])
+                .output();
+        }
+    }
+}
+
 impl PrivateRabbit {
     /// Boots a node and waits until it accepts AMQP connections.
     pub(crate) fn start(tag: &str) -> Self {
+        stop_orphans();
         let tmp = tempfile::Builder::new()
             .prefix("acoupi-rabbit-")
             .tempdir()
