@@ -3,10 +3,11 @@
 //!
 //! In: a transport, the compiled program, the worker's definition, the handler registry and
 //! a shutdown token. Out: tasks run at most `concurrency` at once; results handed to
-//! follow-up tasks; transient failures retried with backoff up to the task's limit;
-//! undecodable, unknown and exhausted tasks moved to the queue's dead-letter queue with the
-//! reason. Broker loss: reconnect with backoff forever and consume again. Shutdown: stop
-//! consuming, let in-flight tasks finish within the grace period, give the rest back.
+//! follow-up tasks; transient failures (a follow-up the broker refused among them) retried
+//! with backoff up to the task's limit; undecodable, unknown and exhausted tasks moved to the
+//! queue's dead-letter queue with the reason. Broker loss: reconnect with backoff forever and
+//! consume again. Shutdown: stop consuming, let in-flight tasks finish within the grace
+//! period, give the rest back (prefetched or waiting for a slot).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
