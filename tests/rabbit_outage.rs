@@ -56,7 +56,7 @@ fn elaborate(mark: &str) -> TaskMessage {
         task: "noop".into(),
         args: vec![json!("x")],
         kwargs: Map::new(),
-        queue: Some("elsewhere".into()),
+        queue: Some(ELSEWHERE.into()),
         link: vec![Signature {
             task: "heartbeat".into(),
             args: vec![],
@@ -69,6 +69,9 @@ fn elaborate(mark: &str) -> TaskMessage {
     }];
     msg
 }
+
+/// Where the elaborate message's callback goes.
+const ELSEWHERE: &str = "elsewhere";
 
 fn lines(path: &camino::Utf8Path, prefix: &str) -> usize {
     std::fs::read_to_string(path)
@@ -104,6 +107,7 @@ fn queued_tasks_survive_a_broker_restart_and_then_run() {
     rt.block_on(async {
         let broker = rabbit_at(&url, "acoupi test durable publisher").await;
         broker.declare(q).await.unwrap();
+        broker.declare(ELSEWHERE).await.unwrap();
         for msg in [&probe_raw, &probe_decoded].into_iter().chain(&tasks) {
             broker.publish(q, &msg.encode()).await.unwrap();
         }
@@ -192,6 +196,11 @@ fn queued_tasks_survive_a_broker_restart_and_then_run() {
             assert!(text.contains(&format!("done {}", t.id)), "{text}");
         }
         assert_eq!(lines(&marks, "done"), 3);
+        // The elaborate task's callback, published with its result.
+        let env = broker.get(ELSEWHERE).await.unwrap().expect("the follow-up");
+        let follow = TaskMessage::decode(&env).unwrap();
+        assert_eq!(follow.parent_id.as_deref(), Some(tasks[0].id.as_str()));
+        assert_eq!(follow.args[0], json!(1));
         assert_eq!(broker.depth(q).await.unwrap(), 0);
         assert_eq!(broker.depth(&dead_letter_queue(q)).await.unwrap(), 0);
         broker.close().await;
