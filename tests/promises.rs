@@ -595,3 +595,54 @@ async fn rabbitmq_a_refused_follow_up_does_not_stop_the_worker() {
     broker.close().await;
     conn.close(200, "bye".into()).await.unwrap();
 }
+
+/// A follow-up addressed to a queue that does not exist is not dropped by RabbitMQ in
+/// silence (publishes are mandatory): its task fails, is retried, then dead-lettered with
+/// the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_follow_up_no_queue_takes_is_not_lost_in_silence() {
+    let mut queues = Queues::new("noqueue");
+    let q = queues.name();
+    let nowhere = queues.also(format!("{q}nowhere"));
+    let broker = rabbit("acoupi test no-queue publisher").await;
+    broker.declare(&q).await.unwrap();
+    let mut parent = TaskMessage::new("noop", vec![], Map::new());
+    parent.callbacks = vec![acoupi::runtime::message::Signature {
+        task: "noop".into(),
+        args: vec![],
+        kwargs: Map::new(),
+        queue: Some(nowhere.clone()),
+        link: vec![],
+        immutable: false,
+    }];
+    broker.publish(&q, &parent.encode()).await.unwrap();
+    let w = spawn_worker(
+        amqp(common::runtime::AMQP, &format!("acoupi test {q}")),
+        Arc::new(program(MINIMAL)),
+        worker_def(&q, 1, 1),
+        Registry::builtin(),
+        worker::Options {
+            retry_backoff: Duration::from_millis(10),
+            default_retries: 1,
+            ..worker::Options::default()
+        },
+    );
+    wait_for(Duration::from_secs(30), "the task dead-lettered", || {
+        w.stats.dead_lettered.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert_eq!(w.stats.succeeded.load(Ordering::Relaxed), 0);
+    w.stop().await;
+    let dead = broker
+        .get(&dead_letter_queue(&q))
+        .await
+        .unwrap()
+        .expect("the task, dead-lettered");
+    assert_eq!(TaskMessage::decode(&dead).unwrap().id, parent.id);
+    let reason = dead.headers["x-acoupi-reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("no queue `{nowhere}`")),
+        "{reason}"
+    );
+    broker.close().await;
+}
