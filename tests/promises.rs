@@ -3,9 +3,9 @@
 //! restart and skips what it missed; a retry does not run before its backoff, nor a task
 //! before its `eta`; a task past its soft limit is warned about; at shutdown, deliveries
 //! prefetched but not started go back to the queue; SIGTERM lets a running task finish and
-//! acknowledges it once; a publish is confirmed, and a refused one is an error. The
-//! RabbitMQ tests use the shared broker with their own queues, which they delete even when
-//! they fail.
+//! acknowledges it once; a publish is confirmed, and a refused or unroutable one is an error
+//! that fails its task instead of stopping the worker or vanishing. The RabbitMQ tests use
+//! the shared broker with their own queues, which they delete even when they fail.
 
 mod common;
 
