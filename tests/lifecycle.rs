@@ -77,6 +77,8 @@ struct World {
     manifest: Utf8PathBuf,
     stubs: Utf8PathBuf,
     prefix: String,
+    /// The program's queues on the shared RabbitMQ, deleted even when the test fails.
+    _queues: common::runtime::Queues,
 }
 
 fn manifest_text(prefix: &str, broker: &str) -> String {
@@ -142,6 +144,13 @@ impl World {
             home,
             manifest,
             stubs,
+            _queues: common::runtime::Queues::named(
+                common::runtime::AMQP,
+                ["rec", "det", "def"]
+                    .iter()
+                    .map(|s| format!("{prefix}-{s}"))
+                    .collect(),
+            ),
             prefix,
         }
     }
@@ -698,8 +707,15 @@ fn status_reports_units_workers_queues_and_dead_letters() {
             .purge(&format!("{def}.dead-letter"))
             .await
             .expect("purge");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let (c, s) = status_json(w);
+        // Consumers and purge are confirmed by the broker; poll status until it sees them.
+        let start = std::time::Instant::now();
+        let (c, s) = loop {
+            let (c, s) = status_json(w);
+            if c == 0 || start.elapsed() > Duration::from_secs(20) {
+                break (c, s);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!(c, 0, "{s:#}");
         assert_eq!(s["health"], "healthy");
         for q in [&rec, &det, &def] {

@@ -146,10 +146,18 @@ async fn continuous_recording_hands_each_file_on_without_gaps() {
         Services::new(Arc::clone(&program)),
         shutdown.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(3_600)).await;
+    // Three files handed on (1 s each), however slowly this machine runs.
+    let broker = Broker::Memory(memory);
+    let start = std::time::Instant::now();
+    while broker.depth("default").await.unwrap() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "fewer than three recordings handed on after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     shutdown.cancel();
     handle.await.unwrap();
-    let broker = Broker::Memory(memory);
     let mut recs = Vec::new();
     while let Some(env) = broker.get("default").await.unwrap() {
         let msg = TaskMessage::decode(&env).unwrap();

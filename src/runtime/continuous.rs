@@ -90,6 +90,13 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
     let Some(broker) = connector.connect(&shutdown).await else {
         return;
     };
+    // The follow-ups' queues must exist before their workers first start (publishes are
+    // mandatory: a message no queue takes is refused).
+    for q in super::worker::follow_up_queues(&program, std::slice::from_ref(&task.queue)) {
+        if let Err(e) = broker.declare(&q).await {
+            tracing::warn!(error = %e, queue = %q, "could not declare a queue");
+        }
+    }
     let mut backoff = Duration::from_secs(1);
     while !shutdown.is_cancelled() {
         let now = jiff::Timestamp::now();

@@ -3,10 +3,11 @@
 //!
 //! In: a transport, the compiled program, the worker's definition, the handler registry and
 //! a shutdown token. Out: tasks run at most `concurrency` at once; results handed to
-//! follow-up tasks; transient failures retried with backoff up to the task's limit;
-//! undecodable, unknown and exhausted tasks moved to the queue's dead-letter queue with the
-//! reason. Broker loss: reconnect with backoff forever and consume again. Shutdown: stop
-//! consuming, let in-flight tasks finish within the grace period, give the rest back.
+//! follow-up tasks; transient failures (a follow-up the broker refused among them) retried
+//! with backoff up to the task's limit; undecodable, unknown and exhausted tasks moved to the
+//! queue's dead-letter queue with the reason. Broker loss: reconnect with backoff forever and
+//! consume again. Shutdown: stop consuming, let in-flight tasks finish within the grace
+//! period, give the rest back (prefetched or waiting for a slot).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,7 +188,10 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
             break;
         };
         let consumed = async {
-            for q in &shared.worker.queues {
+            // Its own queues, and those its tasks' follow-ups go to: follow-ups are
+            // published mandatory, so their queues must exist before their consumers start.
+            let follow_ups = follow_up_queues(&shared.program, &shared.worker.queues);
+            for q in shared.worker.queues.iter().chain(&follow_ups) {
                 broker.declare(q).await?;
             }
             let prefetch = u16::try_from(shared.worker.prefetch.max(1)).unwrap_or(u16::MAX);
@@ -291,6 +295,21 @@ async fn dead_letter(shared: &Shared, broker: &Broker, d: Delivery, reason: Stri
     let _ = d.acker.ack().await;
 }
 
+/// The queues the follow-ups of the tasks routed to `queues` go to.
+pub(crate) fn follow_up_queues(program: &Program, queues: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = program
+        .tasks
+        .iter()
+        .filter(|t| queues.contains(&t.queue))
+        .flat_map(|t| &t.follow_ups)
+        .filter_map(|f| program.task(f).map(|t| t.queue.clone()))
+        .filter(|q| !queues.contains(q))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The queue a follow-up task goes to: its signature's, else the program's route for it, else
 /// the parent's queue.
 fn follow_up_queue(
@@ -343,7 +362,15 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
             }
         }
     }
-    let Ok(_permit) = Arc::clone(&shared.permits).acquire_owned().await else {
+    // A delivery still waiting for a slot when shutdown comes has not started: it goes back
+    // to the queue rather than running during the grace period.
+    let permit = tokio::select! {
+        biased;
+        _ = shared.shutdown.cancelled() => None,
+        p = Arc::clone(&shared.permits).acquire_owned() => p.ok(),
+    };
+    let Some(_permit) = permit else {
+        let _ = d.acker.requeue().await;
         return;
     };
     let spec_task = shared.program.task(&msg.task);
@@ -367,19 +394,16 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
     };
     let started = std::time::Instant::now();
     let fut = handler(ctx, msg.args.clone(), msg.kwargs.clone());
-    let outcome = run_limited(fut, &msg, soft, hard).await;
+    let mut outcome = run_limited(fut, &msg, soft, hard).await;
+    let refused = match &outcome {
+        Ok(result) => publish_follow_ups(shared, broker, &msg, result, &d.queue).await,
+        Err(_) => None,
+    };
+    if let Some(e) = refused {
+        outcome = Err(e);
+    }
     match outcome {
-        Ok(result) => {
-            for sig in &msg.callbacks {
-                let child = msg.follow_up(sig, &result);
-                let queue =
-                    follow_up_queue(&shared.program, &sig.task, sig.queue.as_ref(), &d.queue);
-                if let Err(e) = broker.publish(&queue, &child.encode()).await {
-                    // Not acknowledged: the task runs again when redelivered (handlers are idempotent).
-                    tracing::warn!(error = %e, follow_up = %sig.task, "could not publish a follow-up");
-                    return;
-                }
-            }
+        Ok(_) => {
             shared
                 .finished
                 .lock()
@@ -427,6 +451,31 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
     }
 }
 
+/// Publishes the follow-ups of a task that succeeded with `result`. A follow-up that cannot
+/// be published fails the task transiently (retried with backoff, then dead-lettered; handlers
+/// are idempotent): left unacknowledged on a connection that stays up, the delivery would
+/// hold its prefetch slot for good, and a worker at prefetch 1 would stop.
+async fn publish_follow_ups(
+    shared: &Shared,
+    broker: &Broker,
+    msg: &TaskMessage,
+    result: &Json,
+    parent_queue: &str,
+) -> Option<TaskError> {
+    for sig in &msg.callbacks {
+        let child = msg.follow_up(sig, result);
+        let queue = follow_up_queue(&shared.program, &sig.task, sig.queue.as_ref(), parent_queue);
+        if let Err(e) = broker.publish(&queue, &child.encode()).await {
+            tracing::warn!(error = %e, follow_up = %sig.task, "could not publish a follow-up");
+            return Some(TaskError::Transient(format!(
+                "could not publish follow-up `{}` to `{queue}`: {e}",
+                sig.task
+            )));
+        }
+    }
+    None
+}
+
 /// Runs a handler under its soft limit (a warning) and hard limit (stopped; a transient
 /// failure).
 async fn run_limited(
@@ -451,5 +500,37 @@ async fn run_limited(
             tracing::error!(task = %msg.task, id = %msg.id, ?hard, "stopped at its time limit");
             Err(TaskError::Transient(format!("stopped at its time limit of {}", crate::units::format_duration(hard))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(manifest: &str) -> Program {
+        let source = crate::compile::from_bytes("t.kdl", "/t.kdl".into(), manifest.into());
+        let model = crate::compile::check(&source)
+            .model
+            .expect("a valid manifest");
+        let ctx = crate::plan::BuildContext {
+            home: "/home/pi/.acoupi".into(),
+            exe: "/usr/bin/acoupi".into(),
+            source_path: "/t.kdl".into(),
+        };
+        crate::plan::lower(model, &ctx).program
+    }
+
+    #[test]
+    fn a_worker_declares_the_queues_its_tasks_follow_ups_go_to() {
+        let p = program(
+            "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\ndetector \"d\" kind=\"band-energy\" { band low=\"1kHz\" high=\"2kHz\" }\n",
+        );
+        // record -> detect (detection) -> manage-files (default).
+        assert_eq!(follow_up_queues(&p, &["recording".into()]), ["detection"]);
+        assert_eq!(follow_up_queues(&p, &["detection".into()]), ["default"]);
+        assert!(follow_up_queues(&p, &["default".into()]).is_empty());
+        // Queues the worker consumes itself are declared anyway.
+        assert!(follow_up_queues(&p, &["recording".into(), "detection".into()]) == ["default"]);
+        assert!(follow_up_queues(&p, &["elsewhere".into()]).is_empty());
     }
 }

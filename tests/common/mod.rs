@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub(crate) mod private_rabbit;
+pub(crate) mod runtime;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

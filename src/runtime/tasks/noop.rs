@@ -45,7 +45,12 @@ async fn append(path: &str, line: &str) -> Result<(), TaskError> {
         .open(path)
         .await
         .map_err(|e| TaskError::Permanent(format!("cannot open `{path}`: {e}")))?;
+    // tokio's `File` writes in the background: without the flush a later line (or another
+    // process reading the file) can overtake this one.
     f.write_all(line.as_bytes())
+        .await
+        .map_err(|e| TaskError::Transient(format!("cannot write `{path}`: {e}")))?;
+    f.flush()
         .await
         .map_err(|e| TaskError::Transient(format!("cannot write `{path}`: {e}")))
 }

@@ -1,9 +1,10 @@
 //! RabbitMQ through lapin: the only module that names lapin types.
 //!
 //! In: an AMQP URL, queue names, envelopes. Out: durable queues, persistent confirmed
-//! publishes, and consumer deliveries forwarded onto a channel. Connection recovery is the
-//! caller's loop (reconnect, redeclare, consume again): a failed connection closes the
-//! delivery channel, and unacknowledged deliveries go back to the broker by itself.
+//! mandatory publishes (a message no queue takes is an error, not a silent drop), and
+//! consumer deliveries forwarded onto a channel. Connection recovery is the caller's loop
+//! (reconnect, redeclare, consume again): a failed connection closes the delivery channel,
+//! and unacknowledged deliveries go back to the broker by itself.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -147,7 +148,11 @@ impl AmqpBroker {
             .basic_publish(
                 "".into(),
                 queue.into(),
-                BasicPublishOptions::default(),
+                // Mandatory: a message no queue takes comes back instead of being dropped.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
                 &env.body,
                 props,
             )
@@ -158,6 +163,11 @@ impl AmqpBroker {
         if confirm.is_nack() {
             return Err(BrokerError(format!(
                 "the broker refused a message for `{queue}`"
+            )));
+        }
+        if confirm.take_message().is_some() {
+            return Err(BrokerError(format!(
+                "no queue `{queue}` to take the message (it was returned, not stored)"
             )));
         }
         Ok(())
