@@ -271,6 +271,17 @@ pub enum Issue {
         help: Option<String>,
     },
 
+    #[error("{what} `{path}` goes up a directory with `..`")]
+    #[diagnostic(code(model::parent_in_path))]
+    ParentInPath {
+        what: String,
+        path: String,
+        #[label("`..` here")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("recording duration {duration} is longer than its interval {interval}")]
     #[diagnostic(code(model::duration_exceeds_interval))]
     DurationExceedsInterval {

@@ -347,7 +347,9 @@ fn check_env_name(name: &Spanned<String>, diags: &mut Diagnostics) {
     }
 }
 
-/// An absolute path, or a `model::relative_path` diagnostic.
+/// An absolute path without `..`, or a `model::relative_path` or `model::parent_in_path`
+/// diagnostic (systemd refuses `..` in the units' path settings, and a path that climbs out
+/// of a directory is never what a sandbox should be given).
 pub(crate) fn absolute(
     path: &Spanned<String>,
     what: &str,
@@ -355,6 +357,25 @@ pub(crate) fn absolute(
 ) -> Option<Utf8PathBuf> {
     let p = Utf8PathBuf::from(&path.value);
     if p.is_absolute() && !path.value.contains('\0') {
+        if p.components()
+            .any(|c| c == camino::Utf8Component::ParentDir)
+        {
+            let mut clean = Utf8PathBuf::new();
+            for c in p.components() {
+                if c == camino::Utf8Component::ParentDir {
+                    clean.pop();
+                } else {
+                    clean.push(c);
+                }
+            }
+            diags.push(Issue::ParentInPath {
+                what: what.to_owned(),
+                path: path.value.clone(),
+                span: path.span,
+                help: Some(format!("write the directory it means, e.g. `{clean}`")),
+            });
+            return None;
+        }
         return Some(p);
     }
     let help = if path.value.starts_with('~') {
@@ -489,6 +510,22 @@ pub(crate) mod tests {
                 "program \"p\"\npaths {{ recordings \"data/rec\" }}\n{MIC}"
             )),
             ["model::relative_path"]
+        );
+    }
+
+    #[test]
+    fn paths_that_go_up_are_rejected() {
+        assert_eq!(
+            codes(&format!(
+                "program \"p\"\npaths {{ staging \"/tmp/..\" }}\n{MIC}"
+            )),
+            ["model::parent_in_path"]
+        );
+        assert!(
+            codes(&format!(
+                "program \"p\"\npaths {{ staging \"/tmp/a..b\" }}\n{MIC}"
+            ))
+            .is_empty()
         );
     }
 }
