@@ -17,7 +17,14 @@ use camino::Utf8PathBuf;
 use uuid::Uuid;
 
 const WRITERS: u32 = 3;
-const SECONDS: u64 = 4;
+
+/// How long each writer writes: 4 s, or `ACOUPI_TEST_WRITER_SECONDS` for a longer soak.
+fn seconds() -> u64 {
+    std::env::var("ACOUPI_TEST_WRITER_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
+}
 
 fn deployment() -> Deployment {
     Deployment {
@@ -76,7 +83,7 @@ fn output(recording: &Recording, n: usize) -> ModelOutput {
     }
 }
 
-/// In a child process: writes for `SECONDS`, then prints `written <recordings> <outputs>`;
+/// In a child process: writes for [`seconds`], then prints `written <recordings> <outputs>`;
 /// exits non-zero on the first error. In the test run itself it does nothing.
 #[test]
 fn writer() {
@@ -89,7 +96,7 @@ fn writer() {
     let w: u32 = w.parse().expect("writer index");
     let path = Utf8PathBuf::from(path);
     let mut store = Store::open(&path).unwrap_or_else(|e| panic!("writer {w}: {e}"));
-    let until = Instant::now() + Duration::from_secs(SECONDS);
+    let until = Instant::now() + Duration::from_secs(seconds());
     let (mut recordings, mut outputs) = (0u64, 0u64);
     while Instant::now() < until {
         let r = recording(w, recordings);
@@ -163,7 +170,8 @@ fn several_processes_write_one_store_without_locking_errors() {
         .expect("every recording reads back");
     assert_eq!(all.len() as u64, recordings);
     println!(
-        "{WRITERS} processes for {SECONDS} s: {recordings} recordings, {outputs} model outputs"
+        "{WRITERS} processes for {} s: {recordings} recordings, {outputs} model outputs",
+        seconds()
     );
 }
 
