@@ -319,7 +319,7 @@ fn finish(
     format: Format,
     overruns: u64,
 ) -> Result<Recorded, AudioError> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::spec::data::new_id().to_string();
     let duration_s = sink.frames() as f64 / f64::from(format.samplerate);
     let mut extra = vec![("acoupi|Id".to_owned(), id.clone())];
     if overruns > 0 {

@@ -16,7 +16,7 @@ use super::data::{Deployment, Recording};
 /// A finished recording: the result of the `record` task, the input of `detect`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
-    /// Random UUID (v4), also written to GUANO `acoupi|Id` and the recording's id in the
+    /// A time-ordered UUID (v7), also written to GUANO `acoupi|Id` and the recording's id in the
     /// metadata store.
     pub id: String,
     /// The WAV file, in the staging directory.

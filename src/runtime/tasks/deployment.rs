@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use camino::Utf8Path;
-use uuid::Uuid;
 
 use super::{DeploymentSource, Services, TaskError};
 use crate::lifecycle::deployment as file;
@@ -51,7 +50,7 @@ pub(crate) async fn current(services: &Arc<Services>) -> Result<Deployment, Task
 fn implicit(services: &Services) -> Deployment {
     let program = &services.program;
     Deployment {
-        id: Uuid::new_v4(),
+        id: crate::spec::data::new_id(),
         name: format!("{} (acoupi run)", program.name),
         latitude: program.location.map(|l| l.latitude),
         longitude: program.location.map(|l| l.longitude),
