@@ -139,6 +139,17 @@ pub struct Built {
     pub warnings: Vec<Issue>,
 }
 
+impl Built {
+    /// The compiled program, as the home's `config/program.json` holds it.
+    pub fn program(&self) -> Result<crate::spec::Program, String> {
+        let file = self
+            .tree
+            .get(crate::spec::layout::PROGRAM_FILE)
+            .ok_or("the build has no program file")?;
+        serde_json::from_slice(&file.contents).map_err(|e| e.to_string())
+    }
+}
+
 /// Checks, lowers and renders; no I/O.
 pub fn build(source: &Source, ctx: &BuildContext) -> Result<Built, BuildError> {
     let checked = check(source);

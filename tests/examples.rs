@@ -80,14 +80,7 @@ fn every_emitted_task_is_known_to_the_runtime() {
         let source =
             compile::read_source(&Utf8PathBuf::from(format!("examples/{name}"))).expect("readable");
         let built = compile::build(&source, &fixed_context(name)).expect("builds");
-        let program: acoupi::spec::Program = serde_json::from_slice(
-            &built
-                .tree
-                .get("config/program.json")
-                .expect("program.json")
-                .contents,
-        )
-        .expect("program.json parses");
+        let program = built.program().expect("program.json parses");
         for task in &program.tasks {
             let name = task.name.as_str();
             assert!(

@@ -17,7 +17,7 @@ use acoupi::runtime::tasks::{NOT_YET_HANDLED, Registry, Services, TaskContext, T
 use acoupi::runtime::transport::memory::MemoryBroker;
 use acoupi::runtime::transport::{Broker, dead_letter_queue};
 use acoupi::runtime::worker::Connector;
-use acoupi::spec::{self, Program, Schedule};
+use acoupi::spec::{Program, Schedule};
 use acoupi::store::Store;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value as Json;
@@ -37,32 +37,16 @@ fn compiled(example: &str, dir: &Utf8Path) -> Program {
         source_path: path.clone(),
     };
     let built = acoupi::compile::build(&source, &ctx).expect("the example compiles");
-    let mut program: Program = serde_json::from_slice(
-        &built
-            .tree
-            .get("config/program.json")
-            .expect("program.json")
-            .contents,
-    )
-    .expect("program.json parses");
+    let mut program = built
+        .program()
+        .expect("program.json parses")
+        .with_synthetic_microphones();
     let data = dir.join("data");
     program.paths.staging = data.join("staging");
     program.paths.recordings = data.join("recordings");
     program.paths.metadata = data.join("metadata.db");
     program.paths.messages = data.join("messages.db");
     program.paths.state = dir.join("home/state");
-    for mic in &mut program.microphones {
-        let nyquist = mic.samplerate_hz / 2;
-        mic.source = spec::Source::Synthetic {
-            signal: spec::Signal::Sweep {
-                from_hz: 80_000.min(nyquist * 4 / 5),
-                to_hz: 40_000.min(nyquist * 2 / 5),
-                length_ms: 5,
-                every_ms: 100,
-                amplitude: 0.5,
-            },
-        };
-    }
     program
 }
 

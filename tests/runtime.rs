@@ -19,27 +19,9 @@ use acoupi::runtime::transport::memory::MemoryBroker;
 use acoupi::runtime::transport::{Broker, dead_letter_queue};
 use acoupi::runtime::worker::{self, Connector};
 use acoupi::spec::{self, Program};
-use acoupi::{compile, plan};
-use common::runtime::{KillOnDrop, Queues, spawn_worker};
+use common::runtime::{AMQP, KillOnDrop, Queues, program, spawn_worker};
 use serde_json::{Map, Value as Json, json};
 use tokio_util::sync::CancellationToken;
-
-const AMQP: &str = "amqp://127.0.0.1:5672/%2f";
-
-/// A program compiled from `manifest`, with its home at `/tmp/acoupi-test`.
-fn program(manifest: &str) -> Program {
-    let source = compile::from_bytes("t.kdl", "/t.kdl".into(), manifest.as_bytes().to_vec());
-    let checked = compile::check(&source);
-    let model = checked
-        .model
-        .unwrap_or_else(|| panic!("invalid test manifest: {:?}", checked.issues));
-    let ctx = plan::BuildContext {
-        home: "/tmp/acoupi-test".into(),
-        exe: "/usr/bin/acoupi".into(),
-        source_path: "/t.kdl".into(),
-    };
-    plan::lower(model, &ctx).program
-}
 
 fn worker_def(queue: &str, concurrency: u32, prefetch: u32) -> spec::Worker {
     spec::Worker {

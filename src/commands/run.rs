@@ -14,7 +14,6 @@ use crate::cli::{BuildArgs, MicrophoneOverride, RunArgs};
 use crate::runtime::transport::memory::MemoryBroker;
 use crate::runtime::worker::Connector;
 use crate::runtime::{self as rt, beat, config, tasks::Registry};
-use crate::spec;
 
 /// Runs the program in the foreground.
 pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
@@ -36,21 +35,10 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
     };
     let program = match args.microphone {
         Some(MicrophoneOverride::Synthetic) => {
-            let mut p = (*program).clone();
-            for mic in &mut p.microphones {
-                let nyquist = mic.samplerate_hz / 2;
-                mic.source = spec::Source::Synthetic {
-                    signal: spec::Signal::Sweep {
-                        from_hz: 80_000.min(nyquist * 4 / 5),
-                        to_hz: 40_000.min(nyquist * 2 / 5),
-                        length_ms: 5,
-                        every_ms: 100,
-                        amplitude: 0.5,
-                    },
-                };
+            for mic in &program.microphones {
                 tracing::info!(microphone = %mic.name, "replaced by a synthetic sweep source");
             }
-            Arc::new(p)
+            Arc::new((*program).clone().with_synthetic_microphones())
         }
         None => program,
     };

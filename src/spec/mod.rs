@@ -536,6 +536,24 @@ impl Program {
         self.tasks.iter().find(|t| t.name == name)
     }
 
+    /// The program with every microphone replaced by a synthetic sweep below its Nyquist
+    /// frequency (`acoupi run --microphone synthetic`: try a manifest without its sound card).
+    pub fn with_synthetic_microphones(mut self) -> Self {
+        for mic in &mut self.microphones {
+            let nyquist = mic.samplerate_hz / 2;
+            mic.source = Source::Synthetic {
+                signal: Signal::Sweep {
+                    from_hz: 80_000.min(nyquist * 4 / 5),
+                    to_hz: 40_000.min(nyquist * 2 / 5),
+                    length_ms: 5,
+                    every_ms: 100,
+                    amplitude: 0.5,
+                },
+            };
+        }
+        self
+    }
+
     /// The worker named `name`.
     pub fn worker(&self, name: &str) -> Option<&Worker> {
         self.workers.iter().find(|w| w.name == name)
