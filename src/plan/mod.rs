@@ -119,13 +119,13 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
     let data = home.join(layout::DATA_DIR);
     let or = |p: Option<Utf8PathBuf>, default: &str| p.unwrap_or_else(|| data.join(default));
     let paths = spec::Paths {
-        staging: or(model.paths.staging, "staging"),
-        recordings: or(model.paths.recordings, "recordings"),
-        metadata: or(model.paths.metadata, "metadata.db"),
-        messages: or(model.paths.messages, "messages.db"),
-        log: home.join("log"),
-        run: home.join("run"),
-        state: home.join("state"),
+        staging: or(model.paths.staging, layout::DEFAULT_STAGING),
+        recordings: or(model.paths.recordings, layout::DEFAULT_RECORDINGS),
+        metadata: or(model.paths.metadata, layout::DEFAULT_METADATA),
+        messages: or(model.paths.messages, layout::DEFAULT_MESSAGES),
+        log: home.join(layout::LOG_DIR),
+        run: home.join(layout::RUN_DIR),
+        state: home.join(layout::STATE_DIR),
     };
     let program = Program {
         schema_version: spec::SCHEMA_VERSION,

@@ -21,10 +21,24 @@ pub const DEPLOYMENT_FILE: &str = "config/deployment.json";
 /// The generated launcher, relative to the home.
 pub const LAUNCHER: &str = "bin/acoupi";
 /// Runtime directories of the home that builds never move: logs, pid files, state.
-pub const RUNTIME_DIRS: [&str; 3] = ["log", "run", "state"];
+pub const RUNTIME_DIRS: [&str; 3] = [LOG_DIR, RUN_DIR, STATE_DIR];
 /// Default storage directory, relative to the home (recordings and databases when the
 /// manifest names no paths).
 pub const DATA_DIR: &str = "data";
+/// Default staging directory, relative to [`DATA_DIR`].
+pub const DEFAULT_STAGING: &str = "staging";
+/// Default directory of kept recordings, relative to [`DATA_DIR`].
+pub const DEFAULT_RECORDINGS: &str = "recordings";
+/// Default metadata store, relative to [`DATA_DIR`].
+pub const DEFAULT_METADATA: &str = "metadata.db";
+/// Default message store (outbox), relative to [`DATA_DIR`].
+pub const DEFAULT_MESSAGES: &str = "messages.db";
+/// Logs, relative to the home.
+pub const LOG_DIR: &str = "log";
+/// Pid files and sockets, relative to the home.
+pub const RUN_DIR: &str = "run";
+/// Runtime state (beat's schedule, the last heartbeat), relative to the home.
+pub const STATE_DIR: &str = "state";
 
 /// Name of the beat unit.
 pub const BEAT_UNIT: &str = "acoupi-beat.service";
