@@ -52,6 +52,21 @@ pub enum Issue {
         help: Option<String>,
     },
 
+    /// Children blocks nested deeper than any manifest needs; found before the KDL parser
+    /// runs, so hostile nesting cannot exhaust the stack.
+    #[error("children blocks are nested more than {max} levels deep")]
+    #[diagnostic(
+        code(manifest::too_deep),
+        help(
+            "acoupi's nodes nest two levels deep (`messaging {{ mqtt … {{ password … }} }}`); close each `{{` with a `}}`, or remove the extra `{{`"
+        )
+    )]
+    TooDeep {
+        max: usize,
+        #[label("level {} starts here", max + 1)]
+        span: SourceSpan,
+    },
+
     /// The file holds no nodes at all, or lacks a node every manifest needs.
     #[error("missing `{name}` node")]
     #[diagnostic(code(manifest::missing_node))]
@@ -481,6 +496,11 @@ impl Diagnostics {
     /// The recorded issues, in the order they were found.
     pub fn issues(&self) -> &[Issue] {
         &self.issues
+    }
+
+    /// Takes the recorded issues, in the order they were found.
+    pub fn into_issues(self) -> Vec<Issue> {
+        self.issues
     }
 
     /// Takes the recorded issues, sorted by position in the file (stable for equal spans).
