@@ -38,8 +38,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use acoupi::compile::{self, BuildError, MAX_MANIFEST_BYTES, Source};
-use acoupi::manifest::{MAX_DEPTH, SAFE_SOLID};
 use acoupi::diagnostic::primary_span;
+use acoupi::manifest::{MAX_DEPTH, SAFE_SOLID};
 use acoupi::plan::BuildContext;
 use acoupi::report::{self, Style};
 use camino::Utf8PathBuf;
@@ -557,6 +557,11 @@ fn apply(buf: &mut Vec<u8>, m: &Mutation) {
 /// Runs the whole pipeline on `bytes` and checks what must hold for any input. Returns
 /// whether the manifest was valid (so generators can be seen to reach the validator).
 fn pipeline(bytes: Vec<u8>) -> bool {
+    pipeline_codes(bytes).0
+}
+
+/// [`pipeline`], also returning the diagnostic codes.
+fn pipeline_codes(bytes: Vec<u8>) -> (bool, Vec<String>) {
     let source: Source =
         compile::from_bytes("fuzz.kdl", Utf8PathBuf::from("/fuzz/fuzz.kdl"), bytes);
     let text: &Arc<String> = &source.text;
@@ -622,6 +627,7 @@ fn pipeline(bytes: Vec<u8>) -> bool {
     let summary = report::summary(&checked.issues, &source.name);
     assert_eq!(summary.contains("is valid"), errors == 0, "{summary}");
 
+    let codes = checked.issues.iter().map(|i| i.code_str()).collect();
     let valid = checked.model.is_some();
     if valid {
         match compile::build(&source, &context()) {
@@ -637,7 +643,7 @@ fn pipeline(bytes: Vec<u8>) -> bool {
             }
         }
     }
-    valid
+    (valid, codes)
 }
 
 fn token_soup() -> impl Strategy<Value = Vec<u8>> {
@@ -762,13 +768,7 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 /// Runs the pipeline on `text` under the hang guard; returns the diagnostic codes.
 fn hostile(what: &str, text: String) -> Vec<String> {
     let started = Instant::now();
-    let source = compile::from_bytes("hostile.kdl", Utf8PathBuf::from("/hostile.kdl"), text.into_bytes());
-    let codes: Vec<String> = compile::check(&source)
-        .issues
-        .iter()
-        .map(|i| i.code_str())
-        .collect();
-    pipeline(Arc::unwrap_or_clone(source.text));
+    let (_, codes) = pipeline_codes(text.into_bytes());
     let took = started.elapsed();
     assert!(took < HANG_GUARD, "{what}: took {took:?}");
     codes
@@ -780,14 +780,21 @@ const HEAD: &str = "program \"x\" { timezone \"UTC\"; }\nmicrophone \"m\" { devi
 fn hostile_nesting_stops_at_the_limit() {
     for levels in [MAX_DEPTH + 1, 5_000, 200_000] {
         let text = format!("{HEAD}{}{}", "a {".repeat(levels), "}".repeat(levels));
-        assert_eq!(hostile("nesting", text), ["manifest::too_deep"], "{levels} levels");
+        assert_eq!(
+            hostile("nesting", text),
+            ["manifest::too_deep"],
+            "{levels} levels"
+        );
     }
     // Unclosed, and inside a known node.
     let text = format!("{HEAD}messaging {}", "{ mqtt ".repeat(100_000));
     assert_eq!(hostile("unclosed nesting", text), ["manifest::too_deep"]);
     // At the limit the KDL parser runs, and reports the unknown node.
     let text = format!("{HEAD}{}{}", "a {".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
-    assert_eq!(hostile("nesting at the limit", text), ["manifest::unknown_node"]);
+    assert_eq!(
+        hostile("nesting at the limit", text),
+        ["manifest::unknown_node"]
+    );
 }
 
 #[test]
@@ -804,11 +811,20 @@ fn hostile_stray_tokens_are_syntax_errors() {
         let text = format!("{HEAD}a {}\n", junk.repeat(500_000 / junk.len()));
         let codes = hostile(what, text);
         assert!(!codes.is_empty(), "{what}");
-        assert!(codes.iter().all(|c| c == "manifest::syntax"), "{what}: {codes:?}");
+        // Bad escapes leave strings where the stray quotes put them, and braces outside.
+        let stops = ["manifest::syntax", "manifest::too_deep"];
+        assert!(
+            codes.iter().all(|c| stops.contains(&c.as_str())),
+            "{what}: {codes:?}"
+        );
     }
     // Below the pre-scan's threshold the KDL parser reports stray tokens itself.
     let text = format!("{HEAD}{}\n", ") ".repeat(SAFE_SOLID / 2));
-    assert!(hostile("a few parentheses", text).iter().all(|c| c == "manifest::syntax"));
+    assert!(
+        hostile("a few parentheses", text)
+            .iter()
+            .all(|c| c == "manifest::syntax")
+    );
 }
 
 #[test]
@@ -816,33 +832,48 @@ fn hostile_comments_never_recurse() {
     for (what, text) in [
         ("stars", format!("{HEAD}/*{}*/\n", "*".repeat(1_000_000))),
         ("slashes", format!("{HEAD}/*{}*/\n", "/ ".repeat(500_000))),
-        ("nested", format!("{HEAD}{}{}\n", "/*".repeat(200_000), "*/".repeat(200_000))),
-        ("line comments", format!("{HEAD}{}", "// {{{{ \"\n".repeat(100_000))),
+        (
+            "nested",
+            format!("{HEAD}{}{}\n", "/*".repeat(200_000), "*/".repeat(200_000)),
+        ),
+        (
+            "line comments",
+            format!("{HEAD}{}", "// {{{{ \"\n".repeat(100_000)),
+        ),
     ] {
         assert_eq!(hostile(what, text), Vec::<String>::new(), "{what}");
     }
     let text = format!("{HEAD}{}\n", "/*".repeat(200_000));
     assert_eq!(hostile("unclosed", text), ["manifest::syntax"]);
     let text = format!("{HEAD}a \"\"\"\n{}", "{ x\n".repeat(100_000));
-    assert_eq!(hostile("unclosed multi-line string", text), ["manifest::syntax"]);
+    assert_eq!(
+        hostile("unclosed multi-line string", text),
+        ["manifest::syntax"]
+    );
 }
 
 #[test]
 fn hostile_long_lines_and_many_diagnostics_are_all_reported() {
-    // One line, 100,000 unknown properties.
-    let n = 100_000;
+    // One line, 50,000 unknown properties.
+    let n = 50_000;
     let text = format!("program \"x\" {}\n", "a=1 ".repeat(n));
     let codes = hostile("a long line", text.clone());
-    assert!(codes.iter().filter(|c| *c == "manifest::unknown_property").count() >= n);
+    assert!(
+        codes
+            .iter()
+            .filter(|c| *c == "manifest::unknown_property")
+            .count()
+            >= n
+    );
     let source = compile::from_bytes("l.kdl", "/l.kdl".into(), text.into_bytes());
     let issues = compile::check(&source).issues;
     let human = report::human(&issues, "l.kdl", &source.text, Style::PLAIN);
     let tail = &human[human.len().saturating_sub(300)..];
     assert!(human.contains("more errors, not shown"), "{tail}");
-    // 250,000 unknown nodes, one a line.
-    let text = format!("{HEAD}{}", "a\n".repeat(250_000));
+    // 100,000 unknown nodes, one a line.
+    let text = format!("{HEAD}{}", "a\n".repeat(100_000));
     let codes = hostile("many unknown nodes", text);
-    assert_eq!(codes.len(), 250_000);
+    assert_eq!(codes.len(), 100_000);
 }
 
 #[test]
@@ -858,7 +889,7 @@ fn hostile_files_at_the_size_limit_are_checked() {
     assert_eq!(hostile("comments", text), Vec::<String>::new());
     // Valid nodes to the limit: workers.
     let mut text = String::from(HEAD);
-    text.push_str("workers {\n");
+    text.push_str("workers {\n    worker \"main\" queues=\"recording,default\"\n");
     let mut i = 0;
     while text.len() < limit - 100 {
         text.push_str(&format!("    worker \"w{i}\" queues=\"default\"\n"));
@@ -869,7 +900,11 @@ fn hostile_files_at_the_size_limit_are_checked() {
     let started = Instant::now();
     let source = compile::from_bytes("w.kdl", "/w.kdl".into(), text.into_bytes());
     let checked = compile::check(&source);
-    assert!(checked.model.is_some(), "{:?}", &checked.issues[..checked.issues.len().min(5)]);
+    assert!(
+        checked.model.is_some(),
+        "{:?}",
+        &checked.issues[..checked.issues.len().min(5)]
+    );
     report::json(&checked.issues, "w.kdl", &source.text);
     let took = started.elapsed();
     assert!(took < HANG_GUARD, "workers: took {took:?}");

@@ -34,7 +34,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Non-blank bytes (outside comments) of a malformed file that the KDL parser's error
 /// recovery is known to survive, whatever it makes of them: each restart of its document
 /// parser consumes at least one such byte, and 16 Ki restarts fit its thread's stack many
-/// times over. A malformed file with more is answered by the pre-scan alone.
+/// times over, in a debug build too. A malformed file with more is answered by the pre-scan alone.
 pub const SAFE_SOLID: usize = 16 * 1024;
 
 /// Blanks comments and checks nesting; see the module documentation.
@@ -116,13 +116,8 @@ struct Scanner<'a> {
 fn is_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | ' '
-            | '\u{A0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
+        '\t' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
     )
 }
 
@@ -158,7 +153,12 @@ impl Scanner<'_> {
 
     fn doubt(&mut self, at: usize, len: usize, what: &'static str, help: &'static str) {
         if self.doubt.is_none() {
-            self.doubt = Some(Doubt { at, len, what, help });
+            self.doubt = Some(Doubt {
+                at,
+                len,
+                what,
+                help,
+            });
         }
     }
 
@@ -268,7 +268,12 @@ impl Scanner<'_> {
                 }
                 b'(' => {
                     if in_type {
-                        self.doubt(i, 1, "unexpected `(`", "a type annotation is written `(name)`");
+                        self.doubt(
+                            i,
+                            1,
+                            "unexpected `(`",
+                            "a type annotation is written `(name)`",
+                        );
                     }
                     in_type = true;
                     last = Last::Break;
@@ -359,7 +364,14 @@ impl Scanner<'_> {
         let mut j = open + 1;
         while j < n {
             let b = self.bytes[j];
-            if b == b'"' && self.bytes[j + 1..].iter().take(hashes).filter(|&&c| c == b'#').count() == hashes {
+            if b == b'"'
+                && self.bytes[j + 1..]
+                    .iter()
+                    .take(hashes)
+                    .filter(|&&c| c == b'#')
+                    .count()
+                    == hashes
+            {
                 return Ok(j + 1 + hashes);
             }
             if self.newline(j) > 0 {
@@ -479,7 +491,11 @@ impl Scanner<'_> {
             let b = self.bytes[j];
             if b == b'"'
                 && self.bytes[j..].starts_with(b"\"\"\"")
-                && self.bytes[j + 3..].iter().take(hashes).filter(|&&c| c == b'#').count()
+                && self.bytes[j + 3..]
+                    .iter()
+                    .take(hashes)
+                    .filter(|&&c| c == b'#')
+                    .count()
                     == hashes
             {
                 let line_start = *lines.last().unwrap_or(&j);
@@ -586,7 +602,11 @@ mod tests {
     fn nesting_past_the_limit_stops_at_the_first_brace_too_deep() {
         let ok = format!("{}{}", "a {".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
         assert!(prescan(&ok).is_ok());
-        let deep = format!("{}{}", "a {".repeat(MAX_DEPTH + 10), "}".repeat(MAX_DEPTH + 10));
+        let deep = format!(
+            "{}{}",
+            "a {".repeat(MAX_DEPTH + 10),
+            "}".repeat(MAX_DEPTH + 10)
+        );
         let issue = stop(&deep);
         assert_eq!(issue.code_str(), "manifest::too_deep");
         let span = crate::diagnostic::primary_span(&issue).expect("a span");
@@ -607,7 +627,10 @@ mod tests {
     fn unclosed_comments_and_multi_line_strings_stop_the_parse() {
         assert_eq!(stop("a /* /* */\n").code_str(), "manifest::syntax");
         assert_eq!(stop("a \"\"\"\n  text\n").code_str(), "manifest::syntax");
-        assert_eq!(stop("a ##\"\"\"\n  \"\"\"#\n").code_str(), "manifest::syntax");
+        assert_eq!(
+            stop("a ##\"\"\"\n  \"\"\"#\n").code_str(),
+            "manifest::syntax"
+        );
     }
 
     #[test]
@@ -644,7 +667,10 @@ mod tests {
             "b ##\"\"\"\n x\"\"\"#\n \"\"\"## {\n  c #true; d #null\n} /-{ e }\n",
             "f /* x */ \"g\" \u{a0}\"h\" \\\n  i {}; j\n",
         );
-        assert!(kdl::KdlDocument::parse_v2(fine).is_ok(), "the sample is valid KDL");
+        assert!(
+            kdl::KdlDocument::parse_v2(fine).is_ok(),
+            "the sample is valid KDL"
+        );
         assert!(prescan(&format!("{fine}{many}")).is_ok());
     }
 }

@@ -10,6 +10,13 @@ use miette::{MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanConten
 /// Bytes between the character-count checkpoints used for columns.
 const BLOCK: usize = 1024;
 
+/// Lines longer than this are not drawn whole: a snippet shows [`WINDOW`] bytes either side
+/// of the span instead (a generated or hostile file may hold one line of megabytes).
+const LONG_LINE: usize = 1024;
+
+/// Bytes of a long line a snippet shows either side of its span.
+const WINDOW: usize = 80;
+
 /// Line starts of a text, counted two ways, and character counts for columns.
 #[derive(Debug)]
 pub(crate) struct Lines {
@@ -53,10 +60,7 @@ impl Lines {
         let block = offset / BLOCK;
         let from = block * BLOCK;
         let base = self.chars.get(block).copied().unwrap_or(0);
-        base + text.as_bytes()[from..offset]
-            .iter()
-            .filter(|&&b| !is_continuation(b))
-            .count()
+        base + count_chars(&text.as_bytes()[from..offset])
     }
 
     /// The 1-based line (counting `\n`) and column (in characters) of a byte offset; offsets
@@ -68,18 +72,40 @@ impl Lines {
         }
         let line = self.lf.partition_point(|&s| s <= offset) - 1;
         let start = self.lf[line];
-        let column = self.chars_before(text, offset) - self.chars_before(text, start);
+        let column = if offset - start <= 2 * BLOCK {
+            count_chars(&text.as_bytes()[start..offset])
+        } else {
+            self.chars_before(text, offset) - self.chars_before(text, start)
+        };
         (line + 1, column + 1)
     }
 
     /// The 0-based line, as miette counts lines, holding byte `offset`.
     fn miette_line(&self, offset: usize) -> usize {
-        self.miette.partition_point(|&s| s <= offset).saturating_sub(1)
+        self.miette
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// The byte range of a miette line, without its line break.
+    fn miette_range(&self, text: &str, line: usize) -> (usize, usize) {
+        let start = self.miette[line];
+        let mut end = self.miette.get(line + 1).copied().unwrap_or(text.len());
+        let bytes = text.as_bytes();
+        while end > start && matches!(bytes[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        (start, end)
     }
 }
 
 fn is_continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
+}
+
+/// Characters starting in `bytes`.
+fn count_chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| !is_continuation(b)).count()
 }
 
 /// The manifest text as miette reads it, named, with its line index.
@@ -105,6 +131,9 @@ impl SourceCode for Indexed<'_> {
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
         let offset = span.offset().min(self.text.len());
+        if let Some(clipped) = self.clipped(span, context_lines_before) {
+            return Ok(Box::new(clipped));
+        }
         // One line more than the context, so that the span never starts the slice: miette's
         // reader treats an empty span at offset 0 differently from one further on.
         let first = self
@@ -126,6 +155,46 @@ impl SourceCode for Indexed<'_> {
             inner.column(),
             inner.line_count().saturating_sub(inner.line()),
         )))
+    }
+}
+
+impl<'s> Indexed<'s> {
+    /// A snippet of [`WINDOW`] bytes either side of a span on a line longer than
+    /// [`LONG_LINE`], without context lines; `None` for a span elsewhere, or one that is
+    /// itself long or crosses lines.
+    fn clipped(&self, span: &SourceSpan, before: usize) -> Option<MietteSpanContents<'s>> {
+        let text = self.text;
+        let (offset, end) = (span.offset(), span.offset() + span.len());
+        if end > text.len() || span.len() > LONG_LINE {
+            return None;
+        }
+        let line = self.lines.miette_line(offset);
+        let (start, stop) = self.lines.miette_range(text, line);
+        if stop - start <= LONG_LINE || end > stop {
+            return None;
+        }
+        let mut lo = if before == 0 {
+            offset
+        } else {
+            offset.saturating_sub(WINDOW).max(start)
+        };
+        while !text.is_char_boundary(lo) {
+            lo -= 1;
+        }
+        let mut hi = (end + WINDOW).min(stop);
+        while !text.is_char_boundary(hi) {
+            hi += 1;
+        }
+        // miette's reader gives the column (in bytes) only when it shows no line before.
+        let column = if before == 0 { offset - start } else { 0 };
+        Some(MietteSpanContents::new_named(
+            self.name.to_owned(),
+            &text.as_bytes()[lo..hi],
+            (lo, hi - lo).into(),
+            line,
+            column,
+            0,
+        ))
     }
 }
 
@@ -151,8 +220,39 @@ mod tests {
         let text = format!("ab\nçd x\r\n\r{long}\nz{long}q\n");
         let lines = Lines::new(&text);
         for offset in 0..=text.len() + 2 {
-            assert_eq!(lines.line_col(&text, offset), scan(&text, offset), "{offset}");
+            assert_eq!(
+                lines.line_col(&text, offset),
+                scan(&text, offset),
+                "{offset}"
+            );
         }
+    }
+
+    #[test]
+    fn long_lines_are_shown_around_the_span() {
+        let text = format!("a\n{}X{}\nb\n", "é".repeat(1000), "y".repeat(3000));
+        let lines = Lines::new(&text);
+        let indexed = Indexed {
+            name: "m.kdl",
+            text: &text,
+            lines: &lines,
+        };
+        let at = text.find('X').expect("an X");
+        let span = SourceSpan::new(at.into(), 1);
+        let shown = indexed.read_span(&span, 1, 1).expect("a snippet");
+        assert!(
+            shown.data().len() <= 2 * WINDOW + 4,
+            "{}",
+            shown.data().len()
+        );
+        assert!(
+            std::str::from_utf8(shown.data())
+                .expect("whole characters")
+                .contains('X')
+        );
+        assert_eq!(shown.line(), 1);
+        let header = indexed.read_span(&span, 0, 0).expect("a header");
+        assert_eq!((header.line(), header.column()), (1, at - 2));
     }
 
     #[test]
@@ -178,7 +278,11 @@ mod tests {
                             assert_eq!(w.column(), g.column(), "{offset}+{len} ctx {ctx}");
                         }
                         (Err(_), Err(_)) => {}
-                        (w, g) => panic!("{offset}+{len} ctx {ctx}: {:?} vs {:?}", w.is_ok(), g.is_ok()),
+                        (w, g) => panic!(
+                            "{offset}+{len} ctx {ctx}: {:?} vs {:?}",
+                            w.is_ok(),
+                            g.is_ok()
+                        ),
                     }
                 }
             }

@@ -318,7 +318,9 @@ mod tests {
                 help: None,
             })
             .collect();
-        let text: String = (0..HUMAN_LIMIT + 3).map(|i| format!("n{}\n", i % 10)).collect();
+        let text: String = (0..HUMAN_LIMIT + 3)
+            .map(|i| format!("n{}\n", i % 10))
+            .collect();
         let out = human(&issues, "m.kdl", &Arc::new(text), Style::PLAIN);
         assert_eq!(out.matches("manifest::unknown_node").count(), HUMAN_LIMIT);
         assert!(out.contains("... and 3 more errors, not shown"), "{out}");
