@@ -24,6 +24,10 @@
 //! 300,000 cases for each of the five pipeline properties (1.5 million inputs), 768 s
 //! (12.8 minutes) wall time, 899 s CPU. No panics, no invariant violations.
 //!
+//! After the pre-scan went in (2026-11-28), a shorter run in a debug build:
+//! `ACOUPI_FUZZ_CASES=3000 cargo test --test fuzz`, 15,000 pipeline inputs and the hostile
+//! tests, 35 s. No panics, no invariant violations.
+//!
 //! Hostile inputs have their own plain tests (`hostile_*`, below the properties): nesting
 //! far past the limit, runs of stray tokens the KDL parser's error recovery restarts at,
 //! comments built to recurse, very long lines, hundreds of thousands of diagnostics, and a
