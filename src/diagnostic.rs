@@ -52,6 +52,21 @@ pub enum Issue {
         help: Option<String>,
     },
 
+    /// Children blocks nested deeper than any manifest needs; found before the KDL parser
+    /// runs, so hostile nesting cannot exhaust the stack.
+    #[error("children blocks are nested more than {max} levels deep")]
+    #[diagnostic(
+        code(manifest::too_deep),
+        help(
+            "acoupi's nodes nest two levels deep (`messaging {{ mqtt … {{ password … }} }}`); close each `{{` with a `}}`, or remove the extra `{{`"
+        )
+    )]
+    TooDeep {
+        max: usize,
+        #[label("level {} starts here", max + 1)]
+        span: SourceSpan,
+    },
+
     /// The file holds no nodes at all, or lacks a node every manifest needs.
     #[error("missing `{name}` node")]
     #[diagnostic(code(manifest::missing_node))]
@@ -494,9 +509,15 @@ impl Diagnostics {
         &self.issues
     }
 
+    /// Takes the recorded issues, in the order they were found.
+    pub fn into_issues(self) -> Vec<Issue> {
+        self.issues
+    }
+
     /// Takes the recorded issues, sorted by position in the file (stable for equal spans).
     pub fn into_sorted(mut self) -> Vec<Issue> {
-        self.issues.sort_by_key(primary_offset);
+        // Cached: an issue's labels are formatted each time they are asked for.
+        self.issues.sort_by_cached_key(primary_offset);
         self.issues
     }
 }
@@ -526,12 +547,13 @@ pub fn did_you_mean(word: &str, candidates: &[&str]) -> Option<String> {
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let norm = |s: &str| s.to_ascii_lowercase().replace(['_', '-'], "");
     let w = norm(word);
-    if let Some(exact) = candidates.iter().find(|c| norm(c) == w) {
+    let normed: Vec<(String, &'a str)> = candidates.iter().map(|c| (norm(c), *c)).collect();
+    if let Some((_, exact)) = normed.iter().find(|(n, _)| *n == w) {
         return Some(exact);
     }
-    candidates
+    normed
         .iter()
-        .map(|c| (strsim::jaro_winkler(&w, &norm(c)), *c))
+        .map(|(n, c)| (strsim::jaro_winkler(&w, n), *c))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)

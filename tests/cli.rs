@@ -319,20 +319,32 @@ fn home_defaults_to_acoupi_home_then_home() {
 #[test]
 fn huge_manifests_are_answered_not_crashed() {
     let (_d, dir) = tempdir();
-    // About 10 MB of valid KDL: many comment lines and windows.
+    // Just under the 1 MiB limit, valid KDL: many comment lines and windows.
     let mut text = String::from(VALID);
     text.push_str("recording {\n");
     let line =
         "    window from=\"21:00\" to=\"06:00\" // a comment that pads the line to a decent size\n";
-    while text.len() < 10_000_000 {
+    while text.len() + line.len() < 1024 * 1024 - 2 {
         text.push_str(line);
     }
     text.push_str("}\n");
     let big = write(&dir, "big.kdl", &text);
     let out = run(&["check", big.as_str()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let too_big = write(&dir, "too-big.kdl", vec![b'/'; 17 * 1024 * 1024]);
+    let too_big = write(&dir, "too-big.kdl", vec![b'/'; 1024 * 1024 + 1]);
     let out = run(&["check", too_big.as_str()]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("limited to"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is 1048577 bytes; manifests are limited to 1MiB"),
+        "{}",
+        stderr(&out)
+    );
+    // A device has no size up front: reading stops at the limit.
+    let out = run(&["check", "/dev/zero"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("holds more than 1048576 bytes"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -24,13 +24,26 @@
 //! 300,000 cases for each of the five pipeline properties (1.5 million inputs), 768 s
 //! (12.8 minutes) wall time, 899 s CPU. No panics, no invariant violations.
 //!
+//! After the pre-scan went in (2026-11-28), a shorter run in a debug build:
+//! `ACOUPI_FUZZ_CASES=3000 cargo test --test fuzz`, 15,000 pipeline inputs and the hostile
+//! tests, 35 s. No panics, no invariant violations.
+//!
+//! Hostile inputs have their own plain tests (`hostile_*`, below the properties): nesting
+//! far past the limit, runs of stray tokens the KDL parser's error recovery restarts at,
+//! comments built to recurse, very long lines, hundreds of thousands of diagnostics, and a
+//! file at the size limit. Each must end in diagnostics, not a crash; each runs under a
+//! generous hang guard (a minute, in a debug build), not a timing.
+//!
 //! Failures are not persisted to `proptest-regressions/`: a panic found here becomes a plain
 //! `#[test]` regression case at the bottom of this file.
 
 use std::sync::{Arc, OnceLock};
 
-use acoupi::compile::{self, BuildError, Source};
+use std::time::{Duration, Instant};
+
+use acoupi::compile::{self, BuildError, MAX_MANIFEST_BYTES, Source};
 use acoupi::diagnostic::primary_span;
+use acoupi::manifest::{MAX_DEPTH, SAFE_SOLID};
 use acoupi::plan::BuildContext;
 use acoupi::report::{self, Style};
 use camino::Utf8PathBuf;
@@ -548,6 +561,11 @@ fn apply(buf: &mut Vec<u8>, m: &Mutation) {
 /// Runs the whole pipeline on `bytes` and checks what must hold for any input. Returns
 /// whether the manifest was valid (so generators can be seen to reach the validator).
 fn pipeline(bytes: Vec<u8>) -> bool {
+    pipeline_codes(bytes).0
+}
+
+/// [`pipeline`], also returning the diagnostic codes.
+fn pipeline_codes(bytes: Vec<u8>) -> (bool, Vec<String>) {
     let source: Source =
         compile::from_bytes("fuzz.kdl", Utf8PathBuf::from("/fuzz/fuzz.kdl"), bytes);
     let text: &Arc<String> = &source.text;
@@ -613,6 +631,7 @@ fn pipeline(bytes: Vec<u8>) -> bool {
     let summary = report::summary(&checked.issues, &source.name);
     assert_eq!(summary.contains("is valid"), errors == 0, "{summary}");
 
+    let codes = checked.issues.iter().map(|i| i.code_str()).collect();
     let valid = checked.model.is_some();
     if valid {
         match compile::build(&source, &context()) {
@@ -628,7 +647,7 @@ fn pipeline(bytes: Vec<u8>) -> bool {
             }
         }
     }
-    valid
+    (valid, codes)
 }
 
 fn token_soup() -> impl Strategy<Value = Vec<u8>> {
@@ -744,4 +763,157 @@ proptest! {
             }
         }
     }
+}
+
+/// How long a hostile input may take in a debug build before it counts as a hang: far
+/// above what linear work needs, far below what quadratic work on these sizes takes.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Runs the pipeline on `text` under the hang guard; returns the diagnostic codes.
+fn hostile(what: &str, text: String) -> Vec<String> {
+    let started = Instant::now();
+    let (_, codes) = pipeline_codes(text.into_bytes());
+    let took = started.elapsed();
+    assert!(took < HANG_GUARD, "{what}: took {took:?}");
+    codes
+}
+
+const HEAD: &str = "program \"x\" { timezone \"UTC\"; }\nmicrophone \"m\" { device \"d\"; }\n";
+
+#[test]
+fn hostile_nesting_stops_at_the_limit() {
+    for levels in [MAX_DEPTH + 1, 5_000, 200_000] {
+        let text = format!("{HEAD}{}{}", "a {".repeat(levels), "}".repeat(levels));
+        assert_eq!(
+            hostile("nesting", text),
+            ["manifest::too_deep"],
+            "{levels} levels"
+        );
+    }
+    // Unclosed, and inside a known node.
+    let text = format!("{HEAD}messaging {}", "{ mqtt ".repeat(100_000));
+    assert_eq!(hostile("unclosed nesting", text), ["manifest::too_deep"]);
+    // At the limit the KDL parser runs, and reports the unknown node.
+    let text = format!("{HEAD}{}{}", "a {".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+    assert_eq!(
+        hostile("nesting at the limit", text),
+        ["manifest::unknown_node"]
+    );
+}
+
+#[test]
+fn hostile_stray_tokens_are_syntax_errors() {
+    for (what, junk) in [
+        ("closing braces", "}"),
+        ("closing parentheses", ")"),
+        ("parentheses and spaces", ") "),
+        ("equals signs", "="),
+        ("glued strings", "\"a\""),
+        ("blocks after blocks", "{}"),
+        ("bad escapes", "\"\\q{ "),
+    ] {
+        let text = format!("{HEAD}a {}\n", junk.repeat(500_000 / junk.len()));
+        let codes = hostile(what, text);
+        assert!(!codes.is_empty(), "{what}");
+        // Bad escapes leave strings where the stray quotes put them, and braces outside.
+        let stops = ["manifest::syntax", "manifest::too_deep"];
+        assert!(
+            codes.iter().all(|c| stops.contains(&c.as_str())),
+            "{what}: {codes:?}"
+        );
+    }
+    // Up to the pre-scan's threshold the KDL parser reports stray tokens itself, restarting
+    // at each: its thread's stack holds that many restarts.
+    for junk in [")", "}", "=", ") "] {
+        let solid = HEAD.bytes().filter(|b| !b.is_ascii_whitespace()).count() + 1;
+        let count = (SAFE_SOLID - solid) / junk.trim().len();
+        let text = format!("{HEAD}a {}\n", junk.repeat(count));
+        let codes = hostile("stray tokens up to the threshold", text);
+        // The KDL parser's own errors: many, where the pre-scan reports one.
+        assert!(codes.len() > 1, "{junk:?}: {codes:?}");
+        assert!(codes.iter().all(|c| c == "manifest::syntax"), "{codes:?}");
+    }
+}
+
+#[test]
+fn hostile_comments_never_recurse() {
+    for (what, text) in [
+        ("stars", format!("{HEAD}/*{}*/\n", "*".repeat(1_000_000))),
+        ("slashes", format!("{HEAD}/*{}*/\n", "/ ".repeat(500_000))),
+        (
+            "nested",
+            format!("{HEAD}{}{}\n", "/*".repeat(200_000), "*/".repeat(200_000)),
+        ),
+        (
+            "line comments",
+            format!("{HEAD}{}", "// {{{{ \"\n".repeat(100_000)),
+        ),
+    ] {
+        assert_eq!(hostile(what, text), Vec::<String>::new(), "{what}");
+    }
+    let text = format!("{HEAD}{}\n", "/*".repeat(200_000));
+    assert_eq!(hostile("unclosed", text), ["manifest::syntax"]);
+    let text = format!("{HEAD}a \"\"\"\n{}", "{ x\n".repeat(100_000));
+    assert_eq!(
+        hostile("unclosed multi-line string", text),
+        ["manifest::syntax"]
+    );
+}
+
+#[test]
+fn hostile_long_lines_and_many_diagnostics_are_all_reported() {
+    // One line, 50,000 unknown properties.
+    let n = 50_000;
+    let text = format!("program \"x\" {}\n", "a=1 ".repeat(n));
+    let codes = hostile("a long line", text.clone());
+    assert!(
+        codes
+            .iter()
+            .filter(|c| *c == "manifest::unknown_property")
+            .count()
+            >= n
+    );
+    let source = compile::from_bytes("l.kdl", "/l.kdl".into(), text.into_bytes());
+    let issues = compile::check(&source).issues;
+    let human = report::human(&issues, "l.kdl", &source.text, Style::PLAIN);
+    let tail = &human[human.len().saturating_sub(300)..];
+    assert!(human.contains("more errors, not shown"), "{tail}");
+    // 100,000 unknown nodes, one a line.
+    let text = format!("{HEAD}{}", "a\n".repeat(100_000));
+    let codes = hostile("many unknown nodes", text);
+    assert_eq!(codes.len(), 100_000);
+}
+
+#[test]
+fn hostile_files_at_the_size_limit_are_checked() {
+    let limit = MAX_MANIFEST_BYTES as usize;
+    // A valid manifest that is mostly comments.
+    let comment = "// a remark about the deployment, repeated to fill the file\n";
+    let mut text = examples()[2].clone();
+    while text.len() + comment.len() < limit {
+        text.extend_from_slice(comment.as_bytes());
+    }
+    let text = String::from_utf8(text).expect("examples are UTF-8");
+    assert_eq!(hostile("comments", text), Vec::<String>::new());
+    // Valid nodes to the limit: workers.
+    let mut text = String::from(HEAD);
+    text.push_str("workers {\n    worker \"main\" queues=\"recording,default\"\n");
+    let mut i = 0;
+    while text.len() < limit - 100 {
+        text.push_str(&format!("    worker \"w{i}\" queues=\"default\"\n"));
+        i += 1;
+    }
+    text.push_str("}\n");
+    // Checked and reported, not built: rendering a hundred thousand units is another test.
+    let started = Instant::now();
+    let source = compile::from_bytes("w.kdl", "/w.kdl".into(), text.into_bytes());
+    let checked = compile::check(&source);
+    assert!(
+        checked.model.is_some(),
+        "{:?}",
+        &checked.issues[..checked.issues.len().min(5)]
+    );
+    report::json(&checked.issues, "w.kdl", &source.text);
+    let took = started.elapsed();
+    assert!(took < HANG_GUARD, "workers: took {took:?}");
 }

@@ -30,9 +30,12 @@ pub fn run(args: &CheckArgs) -> ExitStatus {
         }
         Format::Json => {
             let doc = report::json(issues, &source.name, &source.text);
-            serde_json::to_string_pretty(&doc)
+            // Streamed: half a million diagnostics need no second copy as one string.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &doc)
                 .map_err(std::io::Error::other)
-                .and_then(|s| writeln!(std::io::stdout().lock(), "{s}"))
+                .and_then(|()| writeln!(out))
+                .and_then(|()| out.flush())
         }
         Format::Github => write!(
             std::io::stdout().lock(),

@@ -5,6 +5,7 @@
 //! properties, wrong types, values that do not parse). Meaning is checked later, in `model`.
 
 pub mod ast;
+mod prescan;
 mod reader;
 mod sensor;
 mod service;
@@ -13,6 +14,7 @@ use kdl::{KdlDocument, KdlError};
 use miette::SourceSpan;
 
 pub use ast::Ast;
+pub use prescan::{MAX_DEPTH, SAFE_SOLID};
 
 use crate::diagnostic::{Diagnostics, Issue, Spanned};
 use reader::{arg, check_shape, known_nodes, name, prop};
@@ -32,19 +34,55 @@ pub const TOP_LEVEL: &[&str] = &[
     "workers",
 ];
 
+/// Stack of the thread the KDL parser runs on. Its recursion goes one level per `{` (at
+/// most [`MAX_DEPTH`]) and one per stray token its error recovery restarts at (bounded by
+/// the pre-scan); 64 MiB is reserved, and only what the parse touches is used.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
+
 /// Parses manifest text into the raw AST.
 ///
-/// Returns `None` only when the text is not KDL at all (the syntax errors are recorded);
-/// otherwise an `Ast` with whatever decoded, and the shape problems recorded.
+/// Returns `None` only when the text is not KDL at all, or nests blocks deeper than
+/// [`MAX_DEPTH`] (the errors are recorded); otherwise an `Ast` with whatever decoded, and the
+/// shape problems recorded.
 pub fn parse(source: &str, diags: &mut Diagnostics) -> Option<Ast> {
-    let doc = match KdlDocument::parse_v2(source) {
-        Ok(doc) => doc,
-        Err(err) => {
-            syntax_issues(source, &err, diags);
-            return None;
+    let (ast, found) = std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("kdl-parse".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, || parse_here(source));
+        match worker {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: the pre-scan's bounds still hold on this one.
+            Err(_) => parse_here(source),
+        }
+    });
+    for issue in found.into_issues() {
+        diags.push(issue);
+    }
+    ast
+}
+
+/// [`parse`], on the current thread, with its own collector.
+fn parse_here(source: &str) -> (Option<Ast>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    // The KDL parser reads the pre-scanned text: comments blanked, nesting bounded.
+    let text = match prescan::prescan(source) {
+        Ok(text) => text,
+        Err(issue) => {
+            diags.push(issue);
+            return (None, diags);
         }
     };
-    Some(decode(&doc, diags))
+    let ast = match KdlDocument::parse_v2(&text) {
+        Ok(doc) => Some(decode(&doc, &mut diags)),
+        Err(err) => {
+            syntax_issues(source, &err, &mut diags);
+            None
+        }
+    };
+    (ast, diags)
 }
 
 fn decode(doc: &KdlDocument, diags: &mut Diagnostics) -> Ast {
@@ -140,6 +178,7 @@ fn version(node: &kdl::KdlNode, diags: &mut Diagnostics) -> Option<Spanned<i128>
 fn syntax_issues(source: &str, err: &KdlError, diags: &mut Diagnostics) {
     for d in &err.diagnostics {
         let span = clamp(d.span, source.len());
+        // At most a few characters are looked at, however long the rest of the line is.
         let snippet = source.get(span.offset()..).unwrap_or("");
         let help = kdl1_hint(snippet).or_else(|| d.help.clone());
         diags.push(Issue::Syntax {
@@ -175,6 +214,7 @@ fn clamp(span: SourceSpan, len: usize) -> SourceSpan {
 fn kdl1_hint(text: &str) -> Option<String> {
     let word: String = text
         .chars()
+        .take(8)
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '"' || *c == '#')
         .collect();
     let bare = |w: &str| word == w;

@@ -2,19 +2,27 @@
 //!
 //! In: the issues of one manifest and its source. Out: text in one of three formats: human
 //! (miette's graphical report, ASCII or Unicode, colour only on a terminal without
-//! `NO_COLOR`), JSON (one document, 1-based lines and columns) and GitHub workflow
-//! annotations.
+//! `NO_COLOR`, at most [`HUMAN_LIMIT`] diagnostics then "and N more"), JSON (one document,
+//! 1-based lines and columns) and GitHub workflow annotations, both with every diagnostic.
+//! Every format indexes the lines once, so its cost grows linearly with the diagnostics.
+
+mod lines;
 
 use std::fmt;
 use std::sync::Arc;
 
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
-    SourceCode, SourceSpan,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, Severity, SourceCode,
+    SourceSpan,
 };
 use serde::Serialize;
 
 use crate::diagnostic::{Issue, primary_span};
+use lines::{Indexed, Lines};
+
+/// Diagnostics the human report draws; past this many it says how many more there are. A
+/// person fixes the first few and checks again; `--format json` lists them all.
+pub const HUMAN_LIMIT: usize = 100;
 
 /// Output format of `acoupi check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -63,7 +71,7 @@ impl Style {
 /// An issue paired with the source it points into, so miette can draw snippets.
 struct WithSource<'a> {
     issue: &'a Issue,
-    source: &'a NamedSource<Arc<String>>,
+    source: &'a Indexed<'a>,
 }
 
 impl fmt::Debug for WithSource<'_> {
@@ -98,9 +106,15 @@ impl Diagnostic for WithSource<'_> {
     }
 }
 
-/// Renders every issue as a graphical report, one after another.
+/// Renders the issues as graphical reports, one after another: the first [`HUMAN_LIMIT`],
+/// then a line saying how many more there are.
 pub fn human(issues: &[Issue], name: &str, text: &Arc<String>, style: Style) -> String {
-    let source = NamedSource::new(name, Arc::clone(text));
+    let lines = Lines::new(text);
+    let source = Indexed {
+        name,
+        text,
+        lines: &lines,
+    };
     let theme = match (style.unicode, style.color) {
         (true, true) => GraphicalTheme::unicode(),
         (true, false) => GraphicalTheme::unicode_nocolor(),
@@ -111,7 +125,7 @@ pub fn human(issues: &[Issue], name: &str, text: &Arc<String>, style: Style) -> 
         .with_links(false)
         .with_width(style.width);
     let mut out = String::new();
-    for issue in issues {
+    for issue in issues.iter().take(HUMAN_LIMIT) {
         let d = WithSource {
             issue,
             source: &source,
@@ -121,7 +135,25 @@ pub fn human(issues: &[Issue], name: &str, text: &Arc<String>, style: Style) -> 
             out.push_str(&format!("{}: {issue}\n", issue.code_str()));
         }
     }
+    if let Some(rest) = issues.get(HUMAN_LIMIT..).filter(|r| !r.is_empty()) {
+        out.push_str(&more(rest));
+    }
     out
+}
+
+/// "… and 3 more errors and 1 more warning (not shown; …)".
+fn more(rest: &[Issue]) -> String {
+    let errors = rest.iter().filter(|i| i.is_error()).count();
+    let warnings = rest.len() - errors;
+    let count = |n: usize, what: &str| format!("{n} more {what}{}", if n == 1 { "" } else { "s" });
+    let what = match (errors, warnings) {
+        (e, 0) => count(e, "error"),
+        (0, w) => count(w, "warning"),
+        (e, w) => format!("{} and {}", count(e, "error"), count(w, "warning")),
+    };
+    format!(
+        "... and {what}, not shown: the first {HUMAN_LIMIT} are; `acoupi check --format json` lists them all\n\n"
+    )
 }
 
 /// A one-line summary: "`acoupi.kdl`: 2 errors, 1 warning".
@@ -139,18 +171,6 @@ pub fn summary(issues: &[Issue], name: &str) -> String {
             count(w, "warning")
         ),
     }
-}
-
-/// A 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    (line, before[line_start..].chars().count() + 1)
 }
 
 /// One diagnostic in the JSON report.
@@ -193,10 +213,10 @@ pub struct JsonReport {
     pub diagnostics: Vec<JsonDiagnostic>,
 }
 
-fn json_diagnostic(issue: &Issue, text: &str) -> JsonDiagnostic {
+fn json_diagnostic(issue: &Issue, text: &str, lines: &Lines) -> JsonDiagnostic {
     let span = primary_span(issue).unwrap_or_else(|| SourceSpan::from((0, 0)));
-    let (line, column) = line_col(text, span.offset());
-    let (end_line, end_column) = line_col(text, span.offset() + span.len());
+    let (line, column) = lines.line_col(text, span.offset());
+    let (end_line, end_column) = lines.line_col(text, span.offset() + span.len());
     let label = issue
         .labels()
         .and_then(|mut ls| {
@@ -219,7 +239,11 @@ fn json_diagnostic(issue: &Issue, text: &str) -> JsonDiagnostic {
 
 /// Builds the JSON report.
 pub fn json(issues: &[Issue], name: &str, text: &str) -> JsonReport {
-    let diagnostics: Vec<_> = issues.iter().map(|i| json_diagnostic(i, text)).collect();
+    let lines = Lines::new(text);
+    let diagnostics: Vec<_> = issues
+        .iter()
+        .map(|i| json_diagnostic(i, text, &lines))
+        .collect();
     let errors = issues.iter().filter(|i| i.is_error()).count();
     JsonReport {
         schema_version: 1,
@@ -245,9 +269,10 @@ fn escape_property(s: &str) -> String {
 
 /// Renders GitHub Actions annotations, one line per issue.
 pub fn github(issues: &[Issue], name: &str, text: &str) -> String {
+    let lines = Lines::new(text);
     let mut out = String::new();
     for issue in issues {
-        let d = json_diagnostic(issue, text);
+        let d = json_diagnostic(issue, text, &lines);
         let kind = if issue.is_error() { "error" } else { "warning" };
         let mut message = d.message.clone();
         if let Some(help) = &d.help {
@@ -275,11 +300,30 @@ mod tests {
     #[test]
     fn line_and_column_count_characters() {
         let text = "ab\nçd x\n";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, 3), (2, 1));
+        let lines = Lines::new(text);
+        assert_eq!(lines.line_col(text, 0), (1, 1));
+        assert_eq!(lines.line_col(text, 3), (2, 1));
         // `x` is after a two-byte character: byte 7, character column 4.
-        assert_eq!(line_col(text, 7), (2, 4));
-        assert_eq!(line_col(text, 999), (3, 1));
+        assert_eq!(lines.line_col(text, 7), (2, 4));
+        assert_eq!(lines.line_col(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn the_human_report_stops_after_the_limit() {
+        let issues: Vec<Issue> = (0..HUMAN_LIMIT + 3)
+            .map(|i| Issue::UnknownNode {
+                name: format!("n{i}"),
+                context: String::new(),
+                span: (3 * i, 2).into(),
+                help: None,
+            })
+            .collect();
+        let text: String = (0..HUMAN_LIMIT + 3)
+            .map(|i| format!("n{}\n", i % 10))
+            .collect();
+        let out = human(&issues, "m.kdl", &Arc::new(text), Style::PLAIN);
+        assert_eq!(out.matches("manifest::unknown_node").count(), HUMAN_LIMIT);
+        assert!(out.contains("... and 3 more errors, not shown"), "{out}");
     }
 
     #[test]
