@@ -251,8 +251,8 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
     drain(&mut in_flight, shared.options.grace).await;
 }
 
-/// The wait before the next attempt to consume after one that failed `previous` after its
-/// own: doubled, at most 30 s (never shrinking, or a broken broker would be hammered).
+/// How long to wait before the next attempt to consume, `previous` having been waited before
+/// the one that just failed: doubled, at most 30 s (a broken broker is not hammered).
 fn reconnect_backoff(previous: Duration) -> Duration {
     (previous * 2).min(Duration::from_secs(30))
 }
@@ -536,6 +536,7 @@ mod tests {
         assert_eq!(waits[4], Duration::from_millis(1600));
         assert_eq!(waits[10], Duration::from_secs(30));
     }
+
     #[test]
     fn finished_forgets_the_oldest_id_past_its_capacity_and_no_other() {
         let mut f = Finished::default();
