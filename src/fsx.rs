@@ -39,10 +39,7 @@ pub fn write_atomic(path: &Utf8Path, bytes: &[u8], mode: Option<u32>) -> Result<
             ),
         ));
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_str().is_empty() => d,
-        _ => Utf8Path::new("."),
-    };
+    let dir = parent_dir(path);
     std::fs::create_dir_all(dir).map_err(|e| error(dir, e))?;
     let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
@@ -67,6 +64,15 @@ pub fn write_atomic(path: &Utf8Path, bytes: &[u8], mode: Option<u32>) -> Result<
     }
     sync_dir(dir);
     Ok(())
+}
+
+/// The directory `path` is in: its parent, or `.` for a bare file name (whose parent is the
+/// empty path, which can be neither created nor opened for the fsync).
+fn parent_dir(path: &Utf8Path) -> &Utf8Path {
+    match path.parent() {
+        Some(d) if !d.as_str().is_empty() => d,
+        _ => Utf8Path::new("."),
+    }
 }
 
 /// Makes a rename in `dir` durable; best effort, since not every file system lets a directory
@@ -102,6 +108,13 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["a.json"], "only the target remains");
+    }
+
+    #[test]
+    fn a_bare_file_name_is_written_in_the_current_directory() {
+        assert_eq!(parent_dir(Utf8Path::new("a.json")), ".");
+        assert_eq!(parent_dir(Utf8Path::new("state/a.json")), "state");
+        assert_eq!(parent_dir(Utf8Path::new("/a.json")), "/");
     }
 
     #[test]

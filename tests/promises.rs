@@ -1,5 +1,6 @@
 //! The runtime's promises, each held by a test that fails when it breaks: a redelivered task
-//! this worker already finished is not run again; beat never fires a saved slot again after a
+//! this worker already finished is not run again, nor one that expired; a worker runs as many
+//! tasks at once as its concurrency; beat never fires a saved slot again after a
 //! restart and skips what it missed; a retry does not run before its backoff, nor a task
 //! before its `eta`; a task past its soft limit is warned about; at shutdown, deliveries
 //! prefetched but not started go back to the queue; SIGTERM lets a running task finish and
@@ -11,7 +12,7 @@ mod common;
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use acoupi::runtime::beat::{self, Fired, TimeSource};
@@ -645,4 +646,91 @@ async fn rabbitmq_a_follow_up_no_queue_takes_is_not_lost_in_silence() {
         "{reason}"
     );
     broker.close().await;
+}
+
+/// A task whose `expires` has passed when it is delivered is acknowledged and dropped without
+/// running or being dead-lettered; one that expires later runs.
+#[tokio::test]
+async fn an_expired_task_is_acknowledged_without_running() {
+    let memory = MemoryBroker::default();
+    let broker = Broker::Memory(memory.clone());
+    let q = "expired";
+    let mut registry = Registry::builtin();
+    registry.insert("count", counting);
+    let w = spawn_worker(
+        Connector::Memory(memory.clone()),
+        Arc::new(program(MINIMAL)),
+        worker_def(q, 1, 1),
+        registry,
+        worker::Options::default(),
+    );
+    let mut stale = TaskMessage::new("count", vec![], Map::new());
+    stale.expires = Some(
+        Timestamp::now()
+            .checked_sub(SignedDuration::from_secs(60))
+            .unwrap(),
+    );
+    let mut fresh = TaskMessage::new("count", vec![], Map::new());
+    fresh.expires = Some(
+        Timestamp::now()
+            .checked_add(SignedDuration::from_secs(3600))
+            .unwrap(),
+    );
+    broker.publish(q, &stale.encode()).await.unwrap();
+    broker.publish(q, &fresh.encode()).await.unwrap();
+    // One task at a time: once the fresh one ran, the stale one has been handled.
+    wait_for(Duration::from_secs(10), "the unexpired task to run", || {
+        ran(&fresh.id) == 1
+    })
+    .await;
+    assert_eq!(ran(&stale.id), 0, "the expired task ran");
+    assert_eq!(w.stats.succeeded.load(Ordering::Relaxed), 1);
+    w.stop().await;
+    // Acknowledged: an unacknowledged delivery would be back in the queue now.
+    assert_eq!(broker.depth(q).await.unwrap(), 0);
+    assert_eq!(broker.depth(&dead_letter_queue(q)).await.unwrap(), 0);
+}
+
+static TOGETHER: LazyLock<tokio::sync::Barrier> = LazyLock::new(|| tokio::sync::Barrier::new(2));
+
+/// Succeeds once a second `together` task is running at the same time; fails alone.
+fn together(_ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
+    Box::pin(async move {
+        tokio::time::timeout(Duration::from_secs(5), TOGETHER.wait())
+            .await
+            .map(|_| Json::Null)
+            .map_err(|_| TaskError::Permanent("ran alone".into()))
+    })
+}
+
+/// A worker of concurrency 2 runs two tasks at once (each waits for the other to start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_as_many_tasks_at_once_as_its_concurrency() {
+    let memory = MemoryBroker::default();
+    let broker = Broker::Memory(memory.clone());
+    let q = "together";
+    let mut registry = Registry::builtin();
+    registry.insert("together", together);
+    let w = spawn_worker(
+        Connector::Memory(memory.clone()),
+        Arc::new(program(MINIMAL)),
+        worker_def(q, 2, 2),
+        registry,
+        worker::Options::default(),
+    );
+    for _ in 0..2 {
+        let task = TaskMessage::new("together", vec![], Map::new());
+        broker.publish(q, &task.encode()).await.unwrap();
+    }
+    wait_for(Duration::from_secs(30), "both tasks to finish", || {
+        w.stats.succeeded.load(Ordering::Relaxed) + w.stats.dead_lettered.load(Ordering::Relaxed)
+            == 2
+    })
+    .await;
+    assert_eq!(
+        w.stats.succeeded.load(Ordering::Relaxed),
+        2,
+        "the two tasks did not run at the same time"
+    );
+    w.stop().await;
 }

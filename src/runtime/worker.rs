@@ -206,7 +206,7 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.cancelled() => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = reconnect_backoff(backoff);
                 continue;
             }
         };
@@ -249,6 +249,12 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
         }
     }
     drain(&mut in_flight, shared.options.grace).await;
+}
+
+/// How long to wait before the next attempt to consume, `previous` having been waited before
+/// the one that just failed: doubled, at most 30 s (a broken broker is not hammered).
+fn reconnect_backoff(previous: Duration) -> Duration {
+    (previous * 2).min(Duration::from_secs(30))
 }
 
 async fn drain(in_flight: &mut JoinSet<()>, grace: Duration) {
@@ -518,6 +524,34 @@ mod tests {
             source_path: "/t.kdl".into(),
         };
         crate::plan::lower(model, &ctx).program
+    }
+
+    #[test]
+    fn reconnecting_backs_off_doubling_up_to_30_s() {
+        let mut waits = vec![Duration::from_millis(100)];
+        for _ in 0..10 {
+            waits.push(reconnect_backoff(*waits.last().expect("one wait")));
+        }
+        assert_eq!(waits[1], Duration::from_millis(200));
+        assert_eq!(waits[4], Duration::from_millis(1600));
+        assert_eq!(waits[10], Duration::from_secs(30));
+    }
+
+    #[test]
+    fn finished_forgets_the_oldest_id_past_its_capacity_and_no_other() {
+        let mut f = Finished::default();
+        for i in 0..Finished::CAPACITY {
+            f.insert(i.to_string());
+        }
+        // A repeat is not a new entry: nothing is forgotten.
+        f.insert("0".into());
+        assert_eq!(f.ids.len(), Finished::CAPACITY);
+        assert!(f.ids.contains("0"));
+        f.insert("new".into());
+        assert_eq!(f.ids.len(), Finished::CAPACITY);
+        assert_eq!(f.order.len(), Finished::CAPACITY);
+        assert!(!f.ids.contains("0"), "the oldest id is forgotten");
+        assert!(f.ids.contains("1") && f.ids.contains("new"));
     }
 
     #[test]

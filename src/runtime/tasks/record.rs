@@ -128,3 +128,17 @@ pub(crate) fn tally(state: &camino::Utf8Path, rec: &Recorded) {
         tracing::warn!(error = %e, "could not update the recording tally");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guano_serial_names_the_machine_and_the_microphone() {
+        let host = crate::host::Host {
+            hostname: "pi-meadow".into(),
+            device_id: "0123456789abcdef".into(),
+        };
+        assert_eq!(serial(&host, "ultramic"), "pi-meadow/ultramic");
+    }
+}
