@@ -469,14 +469,9 @@ fn rabbitmq_sigterm_lets_the_running_task_finish_and_exits_0() {
     rt.block_on(broker.close());
 }
 
-/// Publishes are confirmed: `publish` returns once RabbitMQ took the message, and a message
-/// RabbitMQ refuses (here a full queue that rejects publishes) is an error, not a silent
-/// loss.
-#[tokio::test]
-async fn rabbitmq_publish_is_confirmed_and_a_refusal_is_an_error() {
-    let queues = Queues::new("confirm");
-    let q = queues.name();
-    // A queue that holds one message and refuses more, declared with a plain AMQP client.
+/// Declares `queue` with a plain AMQP client as a durable queue that holds `max` messages and
+/// refuses publishes past that; returns the connection, to close at the end of the test.
+async fn bounded_queue(queue: &str, max: i64) -> lapin::Connection {
     let conn = lapin::Connection::connect(
         common::runtime::AMQP,
         lapin::ConnectionProperties::default(),
@@ -489,19 +484,31 @@ async fn rabbitmq_publish_is_confirmed_and_a_refusal_is_an_error() {
     let mut args = lapin::types::FieldTable::default();
     args.insert(
         "x-max-length".into(),
-        lapin::types::AMQPValue::LongLongInt(1),
+        lapin::types::AMQPValue::LongLongInt(max),
     );
     args.insert(
         "x-overflow".into(),
         lapin::types::AMQPValue::LongString("reject-publish".into()),
     );
     ch.queue_declare(
-        q.as_str().into(),
+        queue.into(),
         lapin::options::QueueDeclareOptions::durable(),
         args,
     )
     .await
     .unwrap();
+    conn
+}
+
+/// Publishes are confirmed: `publish` returns once RabbitMQ took the message, and a message
+/// RabbitMQ refuses (here a full queue that rejects publishes) is an error, not a silent
+/// loss.
+#[tokio::test]
+async fn rabbitmq_publish_is_confirmed_and_a_refusal_is_an_error() {
+    let queues = Queues::new("confirm");
+    let q = queues.name();
+    // A queue that holds one message and refuses more, declared with a plain AMQP client.
+    let conn = bounded_queue(&q, 1).await;
     let broker = rabbit("acoupi test confirm").await;
     let first = TaskMessage::new("noop", vec![], Map::new());
     broker.publish(&q, &first.encode()).await.unwrap();
@@ -524,31 +531,7 @@ async fn rabbitmq_a_refused_follow_up_does_not_stop_the_worker() {
     let mut queues = Queues::new("refused");
     let q = queues.name();
     let full = queues.also(format!("{q}full"));
-    let conn = lapin::Connection::connect(
-        common::runtime::AMQP,
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap_or_else(|e| {
-        panic!("RabbitMQ is not reachable ({e}); start it with `rabbitmq-server -detached`")
-    });
-    let ch = conn.create_channel().await.unwrap();
-    let mut args = lapin::types::FieldTable::default();
-    args.insert(
-        "x-max-length".into(),
-        lapin::types::AMQPValue::LongLongInt(0),
-    );
-    args.insert(
-        "x-overflow".into(),
-        lapin::types::AMQPValue::LongString("reject-publish".into()),
-    );
-    ch.queue_declare(
-        full.as_str().into(),
-        lapin::options::QueueDeclareOptions::durable(),
-        args,
-    )
-    .await
-    .unwrap();
+    let conn = bounded_queue(&full, 0).await;
     let broker = rabbit("acoupi test refused publisher").await;
     broker.declare(&q).await.unwrap();
     let mut parent = TaskMessage::new("noop", vec![], Map::new());
