@@ -15,19 +15,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use acoupi::runtime::beat::{self, Fired, TimeSource};
+use acoupi::runtime::beat::Fired;
 use acoupi::runtime::celery::TaskMessage;
 use acoupi::runtime::tasks::{Registry, TaskContext, TaskError, TaskFuture};
 use acoupi::runtime::transport::memory::MemoryBroker;
 use acoupi::runtime::transport::{Broker, dead_letter_queue};
 use acoupi::runtime::worker::{self, Connector};
 use common::runtime::{
-    KillOnDrop, LogCapture, MINIMAL, Queues, amqp, program, rabbit, spawn_worker, wait_for,
-    wait_for_depth, worker_def,
+    KillOnDrop, LogCapture, MINIMAL, Queues, amqp, program, rabbit, run_beat, spawn_worker,
+    wait_for, wait_for_depth, worker_def,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value as Json, json};
-use tokio_util::sync::CancellationToken;
 
 static RAN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -79,38 +78,6 @@ async fn a_redelivered_task_that_finished_here_is_acknowledged_without_running_a
     // Acknowledged: an unacknowledged delivery would be back in the queue now.
     assert_eq!(broker.depth(q).await.unwrap(), 0);
     assert_eq!(broker.depth(&dead_letter_queue(q)).await.unwrap(), 0);
-}
-
-async fn run_beat(
-    program: Arc<acoupi::spec::Program>,
-    broker: MemoryBroker,
-    state: &camino::Utf8Path,
-    base: Timestamp,
-    run_for: Duration,
-) -> Vec<Fired> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let shutdown = CancellationToken::new();
-    let options = beat::Options {
-        state: state.to_owned(),
-        time: TimeSource::tokio_at(base),
-        fired: Some(tx),
-    };
-    let handle = tokio::spawn(beat::run(
-        Connector::Memory(broker),
-        program,
-        options,
-        shutdown.clone(),
-        || {},
-    ));
-    // The clock is paused: this advances beat's time by exactly `run_for`.
-    tokio::time::sleep(run_for).await;
-    shutdown.cancel();
-    handle.await.unwrap().unwrap();
-    let mut out = Vec::new();
-    while let Ok(f) = rx.try_recv() {
-        out.push(f);
-    }
-    out
 }
 
 fn ts(s: &str) -> Timestamp {

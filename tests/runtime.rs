@@ -12,43 +12,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use acoupi::runtime::beat::{self, Fired, TimeSource};
+use acoupi::runtime::beat::{self, Fired};
 use acoupi::runtime::celery::{Envelope, TaskMessage};
 use acoupi::runtime::tasks::{Registry, TaskContext, TaskFuture};
 use acoupi::runtime::transport::memory::MemoryBroker;
 use acoupi::runtime::transport::{Broker, dead_letter_queue};
 use acoupi::runtime::worker::{self, Connector};
-use acoupi::spec::{self, Program};
-use common::runtime::{AMQP, KillOnDrop, Queues, program, spawn_worker};
+use common::runtime::{
+    AMQP, KillOnDrop, Queues, program, rabbit, run_beat, spawn_worker, wait_for, worker_def,
+};
 use serde_json::{Map, Value as Json, json};
-use tokio_util::sync::CancellationToken;
-
-fn worker_def(queue: &str, concurrency: u32, prefetch: u32) -> spec::Worker {
-    spec::Worker {
-        name: "w".into(),
-        queues: vec![queue.to_owned()],
-        concurrency,
-        prefetch,
-    }
-}
-
-async fn rabbit(name: &str) -> Broker {
-    Broker::connect_amqp(AMQP, name, Some(Duration::from_secs(10))).await.unwrap_or_else(|e| {
-        panic!("RabbitMQ is not reachable at {AMQP} ({e}); start it with `rabbitmq-server -detached` (scripts/test does)")
-    })
-}
-
-/// Waits until `cond` holds, polling, or panics after `limit` with `what`.
-async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 static SEEN: Mutex<Vec<(String, Json)>> = Mutex::new(Vec::new());
 
@@ -443,37 +416,6 @@ fn rabbitmq_worker_killed_mid_task_redelivers_and_completes_once() {
         "{text}"
     );
     rt.block_on(broker.close());
-}
-
-async fn run_beat(
-    program: Arc<Program>,
-    broker: MemoryBroker,
-    state: &camino::Utf8Path,
-    base: jiff::Timestamp,
-    run_for: Duration,
-) -> Vec<Fired> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let shutdown = CancellationToken::new();
-    let options = beat::Options {
-        state: state.to_owned(),
-        time: TimeSource::tokio_at(base),
-        fired: Some(tx),
-    };
-    let handle = tokio::spawn(beat::run(
-        Connector::Memory(broker),
-        program,
-        options,
-        shutdown.clone(),
-        || {},
-    ));
-    tokio::time::sleep(run_for).await;
-    shutdown.cancel();
-    handle.await.unwrap().unwrap();
-    let mut out = Vec::new();
-    while let Ok(f) = rx.try_recv() {
-        out.push(f);
-    }
-    out
 }
 
 #[tokio::test(start_paused = true)]

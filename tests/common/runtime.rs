@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use acoupi::runtime::beat::{self, Fired, TimeSource};
 use acoupi::runtime::tasks::Registry;
 use acoupi::runtime::transport::Broker;
+use acoupi::runtime::transport::memory::MemoryBroker;
 use acoupi::runtime::worker::{self, Connector, Stats};
 use acoupi::spec::{self, Program};
 use acoupi::{compile, plan};
@@ -277,4 +279,38 @@ impl Write for LogCapture {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Runs beat on the in-process `broker` from `base` for `run_for` of (paused) tokio time,
+/// with its state in `state`; returns what it published.
+pub(crate) async fn run_beat(
+    program: Arc<Program>,
+    broker: MemoryBroker,
+    state: &camino::Utf8Path,
+    base: jiff::Timestamp,
+    run_for: Duration,
+) -> Vec<Fired> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let options = beat::Options {
+        state: state.to_owned(),
+        time: TimeSource::tokio_at(base),
+        fired: Some(tx),
+    };
+    let handle = tokio::spawn(beat::run(
+        Connector::Memory(broker),
+        program,
+        options,
+        shutdown.clone(),
+        || {},
+    ));
+    // The clock is paused: this advances beat's time by exactly `run_for`.
+    tokio::time::sleep(run_for).await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    let mut out = Vec::new();
+    while let Ok(f) = rx.try_recv() {
+        out.push(f);
+    }
+    out
 }
