@@ -21,22 +21,8 @@ use acoupi::runtime::worker;
 use common::runtime::{AMQP, MINIMAL, Queues, amqp, program, rabbit, spawn_worker, wait_for};
 use serde_json::{Map, json};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ACOUPI_CELERY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/celery-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with Celery at {}: run `python3 -m venv target/celery-venv && target/celery-venv/bin/pip install celery==5.7.0` \
-         in the crate root, or set ACOUPI_CELERY_PYTHON",
-        venv.display()
-    );
-    venv
-}
-
 fn peer() -> Command {
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(common::celery_python());
     cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/celery/amqp_peer.py"));
     cmd
 }

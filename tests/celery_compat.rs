@@ -11,6 +11,8 @@
 //! Needs a Python with `celery==5.7.0`: `ACOUPI_CELERY_PYTHON`, else
 //! `target/celery-venv/bin/python`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,23 +22,9 @@ use acoupi::runtime::celery::{DecodeError, Envelope, Json, Signature, TaskMessag
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, json};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ACOUPI_CELERY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/celery-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with Celery at {}: run `python3 -m venv target/celery-venv && target/celery-venv/bin/pip install celery==5.7.0` \
-         in the crate root, or set ACOUPI_CELERY_PYTHON",
-        venv.display()
-    );
-    venv
-}
-
 fn run_script(args: &[&str]) -> Json {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/celery/make_message.py");
-    let out = Command::new(python())
+    let out = Command::new(common::celery_python())
         .arg(&script)
         .args(args)
         .output()

@@ -11,6 +11,8 @@
 //! Needs a Python with `acoupi==0.8.0` and pydantic: `ACOUPI_PYTHON_ACOUPI`, else
 //! `target/acoupi-venv/bin/python` (which `scripts/test` creates).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,25 +23,14 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ACOUPI_PYTHON_ACOUPI") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/acoupi-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with acoupi at {}: run `scripts/test`, or in the crate root \
-         `python3 -m venv target/acoupi-venv && target/acoupi-venv/bin/pip install --no-deps acoupi==0.8.0 \
-         && target/acoupi-venv/bin/pip install pydantic`, or set ACOUPI_PYTHON_ACOUPI",
-        venv.display()
-    );
-    venv
-}
-
 /// Runs `store.py` with `args` and parses the JSON it prints.
 fn acoupi(args: &[&str]) -> Json {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/acoupi/store.py");
-    let out = Command::new(python())
+    let out = Command::new(common::venv_python(
+        "ACOUPI_PYTHON_ACOUPI",
+        "acoupi-venv",
+        "python3 -m venv target/acoupi-venv && target/acoupi-venv/bin/pip install --no-deps acoupi==0.8.0 && target/acoupi-venv/bin/pip install pydantic",
+    ))
         .arg(&script)
         .args(args)
         .output()

@@ -133,3 +133,30 @@ pub(crate) fn wait_for_lines(
     }
     seen
 }
+
+/// The Python of the venv `target/<venv>` (made by `scripts/test`), or the one the environment
+/// variable `var` names; fails the test with how to make it, never skips.
+pub(crate) fn venv_python(var: &str, venv: &str, install: &str) -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        return std::path::PathBuf::from(p);
+    }
+    let python = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(venv)
+        .join("bin/python");
+    assert!(
+        python.exists(),
+        "no Python at {}: run `scripts/test`, or in the crate root `{install}`, or set {var}",
+        python.display()
+    );
+    python
+}
+
+/// The Python with Celery 5.7.0 for the wire-compatibility tests.
+pub(crate) fn celery_python() -> std::path::PathBuf {
+    venv_python(
+        "ACOUPI_CELERY_PYTHON",
+        "celery-venv",
+        "python3 -m venv target/celery-venv && target/celery-venv/bin/pip install celery==5.7.0",
+    )
+}
