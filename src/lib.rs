@@ -15,6 +15,7 @@ pub mod audio;
 pub mod cli;
 pub mod commands;
 pub mod compile;
+pub mod detect;
 pub mod diagnostic;
 pub mod emit;
 pub mod fsx;

@@ -55,3 +55,4 @@ pub mod open;
 pub mod record;
 pub mod synthetic;
 pub mod wav;
+pub mod wav_reader;

@@ -106,6 +106,7 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
                 Ok(Ok(())) => {}
             }
         }
+        services.shutdown().await;
         result
     });
     match result {

@@ -39,11 +39,17 @@ pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let name = def.name.clone();
         let services = rt::tasks::Services::deployed(program);
         let registry = Arc::new(Registry::builtin());
-        rt::serve::serve(connector, services, def, registry, shutdown, move || {
-            rt::notify_ready(&format!("worker {name} consuming"))
-        })
+        rt::serve::serve(
+            connector,
+            Arc::clone(&services),
+            def,
+            registry,
+            shutdown,
+            move || rt::notify_ready(&format!("worker {name} consuming")),
+        )
         .await;
         rt::notify_stopping();
+        services.shutdown().await;
     });
     ExitStatus::Success
 }

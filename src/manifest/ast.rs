@@ -215,10 +215,16 @@ pub struct DetectorNode {
     pub threshold: Option<Spanned<f64>>,
     /// `frame` (band-energy analysis frame length).
     pub frame: Option<Spanned<Duration>>,
+    /// `overlap` (band-energy: the fraction of a frame the next one shares).
+    pub overlap: Option<Spanned<f64>>,
     /// `command PROGRAM ARGS…` (command).
     pub command: Option<Spanned<Vec<String>>>,
     /// `timeout` (command).
     pub timeout: Option<Spanned<Duration>>,
+    /// `mode` (command): `serve` or `per-file`.
+    pub mode: Option<Spanned<&'static str>>,
+    /// `startup-timeout` (command, serve mode).
+    pub startup_timeout: Option<Spanned<Duration>>,
     /// Names of child nodes that were given, with their spans, for "not for this kind" checks.
     pub given: Vec<(String, SourceSpan)>,
 }

@@ -364,7 +364,8 @@ pub(super) fn paths(node: &KdlNode, diags: &mut Diagnostics) -> PathsNode {
     out
 }
 
-/// `detector NAME kind=… { band; threshold; frame; command; timeout }`.
+/// `detector NAME kind=… { band; threshold; frame; overlap; command; timeout; mode;
+/// startup-timeout }`.
 pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode {
     check_shape(
         node,
@@ -395,11 +396,23 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
         band: None,
         threshold: None,
         frame: None,
+        overlap: None,
         command: None,
         timeout: None,
+        mode: None,
+        startup_timeout: None,
         given: Vec::new(),
     };
-    let allowed = ["band", "threshold", "frame", "command", "timeout"];
+    let allowed = [
+        "band",
+        "threshold",
+        "frame",
+        "overlap",
+        "command",
+        "timeout",
+        "mode",
+        "startup-timeout",
+    ];
     for child in children(node, &allowed, &[], diags) {
         out.given
             .push((name(child).to_owned(), child.name().span()));
@@ -454,6 +467,19 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
                 if !argv.is_empty() {
                     out.command = Some(Spanned::new(argv, child.span()));
                 }
+            }
+            "overlap" => {
+                out.overlap = value_arg(child, "a fraction", "overlap 0.5", diags)
+                    .and_then(|e| reader::number(e, "the overlap", f64::MIN, f64::MAX, diags));
+            }
+            "mode" => {
+                out.mode = value_arg(child, "a mode", "mode \"serve\"", diags)
+                    .and_then(|e| reader::choice(e, "command mode", &["serve", "per-file"], diags));
+            }
+            "startup-timeout" => {
+                out.startup_timeout =
+                    value_arg(child, "a duration", "startup-timeout \"2m\"", diags)
+                        .and_then(|e| reader::duration(e, "the start-up timeout", diags));
             }
             _ => {
                 out.timeout = value_arg(child, "a duration", "timeout \"30s\"", diags)

@@ -52,6 +52,24 @@ fn score(v: Option<&Spanned<f64>>, what: &str, default: f64, diags: &mut Diagnos
     }
 }
 
+/// A band-energy frame overlap: 0 to 0.9, 0.5 when not given.
+fn overlap(v: Option<&Spanned<f64>>, diags: &mut Diagnostics) -> f64 {
+    match v {
+        Some(o) if !(0.0..=0.9).contains(&o.value) => {
+            diags.push(Issue::OutOfRange {
+                what: "the overlap".into(),
+                value: o.value.to_string(),
+                span: o.span,
+                expected: "expected a fraction of a frame from 0 to 0.9".into(),
+                help: Some("0.5 (half a frame) suits most recordings".into()),
+            });
+            0.5
+        }
+        Some(o) => o.value,
+        None => 0.5,
+    }
+}
+
 fn not_for_kind(d: &DetectorNode, kind: &str, allowed: &[&str], diags: &mut Diagnostics) {
     for (name, span) in &d.given {
         if !allowed.contains(&name.as_str()) {
@@ -81,7 +99,12 @@ fn detector(
     let name_span = d.name.as_ref().map(|n| n.span).unwrap_or(d.span);
     let kind = match d.kind.as_ref()?.value {
         "band-energy" => {
-            not_for_kind(d, "band-energy", &["band", "threshold", "frame"], diags);
+            not_for_kind(
+                d,
+                "band-energy",
+                &["band", "threshold", "frame", "overlap"],
+                diags,
+            );
             let Some(band) = &d.band else {
                 diags.push(Issue::MissingSetting {
                     message: format!("detector `{name}` has no band"),
@@ -132,10 +155,16 @@ fn detector(
                 high_hz: high.value,
                 threshold: score(d.threshold.as_ref(), "the threshold", 0.5, diags),
                 frame_ms: frame.map(|f| f.value.as_millis() as u64).unwrap_or(10),
+                overlap: overlap(d.overlap.as_ref(), diags),
             }
         }
         _ => {
-            not_for_kind(d, "command", &["command", "timeout", "threshold"], diags);
+            not_for_kind(
+                d,
+                "command",
+                &["command", "timeout", "threshold", "mode", "startup-timeout"],
+                diags,
+            );
             let Some(cmd) = &d.command else {
                 diags.push(Issue::MissingSetting {
                     message: format!("detector `{name}` has no command"),
@@ -158,12 +187,27 @@ fn detector(
                 Duration::from_secs(3600),
                 diags,
             );
+            let startup = d.startup_timeout.as_ref();
+            check_length(
+                startup,
+                "the start-up timeout",
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+                diags,
+            );
             DetectorKind::Command {
                 argv: cmd.value.clone(),
                 timeout_ms: timeout
                     .map(|t| t.value.as_millis() as u64)
                     .unwrap_or(60_000),
                 threshold: score(d.threshold.as_ref(), "the threshold", 0.0, diags),
+                mode: match d.mode.as_ref().map(|m| m.value) {
+                    Some("per-file") => spec::CommandMode::PerFile,
+                    _ => spec::CommandMode::Serve,
+                },
+                startup_timeout_ms: startup
+                    .map(|t| t.value.as_millis() as u64)
+                    .unwrap_or(spec::DEFAULT_STARTUP_TIMEOUT_MS),
             }
         }
     };

@@ -104,8 +104,18 @@ fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
             .detectors
             .iter()
             .map(|d| match &d.kind {
-                spec::DetectorKind::Command { timeout_ms, .. } => {
-                    Duration::from_millis(*timeout_ms)
+                // A serve-mode program may first have to start and load its model.
+                spec::DetectorKind::Command {
+                    timeout_ms,
+                    mode,
+                    startup_timeout_ms,
+                    ..
+                } => {
+                    let startup = match mode {
+                        spec::CommandMode::Serve => *startup_timeout_ms,
+                        spec::CommandMode::PerFile => 0,
+                    };
+                    Duration::from_millis(timeout_ms + startup)
                 }
                 spec::DetectorKind::BandEnergy { .. } => Duration::from_secs(50),
             })

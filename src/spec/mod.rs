@@ -290,16 +290,48 @@ pub enum DetectorKind {
         threshold: f64,
         /// Analysis frame length.
         frame_ms: u64,
+        /// Fraction of a frame the next frame shares, 0 to 0.9.
+        #[serde(default = "half")]
+        overlap: f64,
     },
-    /// An external program: gets the WAV path as its last argument, prints detections as JSON.
+    /// An external program speaking the detector protocol (`schema/detector-protocol.md`).
     Command {
         /// Program and arguments.
         argv: Vec<String>,
-        /// Killed after this long.
+        /// A request (serve) or a run (per-file) is abandoned after this long.
         timeout_ms: u64,
         /// Detections scoring below this are dropped.
         threshold: f64,
+        /// One long-lived process per task slot, or one process per file.
+        #[serde(default)]
+        mode: CommandMode,
+        /// Serve mode: how long the program may take to announce it is ready.
+        #[serde(default = "default_startup_timeout_ms")]
+        startup_timeout_ms: u64,
     },
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+/// The default start-up timeout of a serve-mode detector: Python models take 4-9 s to load on
+/// a laptop and several times that on a Raspberry Pi.
+pub const DEFAULT_STARTUP_TIMEOUT_MS: u64 = 120_000;
+
+fn default_startup_timeout_ms() -> u64 {
+    DEFAULT_STARTUP_TIMEOUT_MS
+}
+
+/// How a command detector's program runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommandMode {
+    /// Started once and kept running; one JSON line per request and per response.
+    #[default]
+    Serve,
+    /// Started for each file, with the WAV path as its last argument.
+    PerFile,
 }
 
 /// Saving rules.

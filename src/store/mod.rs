@@ -25,6 +25,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use info::{Info, TableCount};
+pub use outputs::OutputSummary;
 pub use query::{Filter, FoundDetection};
 pub use recordings::{Inserted, StoredRecording};
 pub use schema::SCHEMA_VERSION;

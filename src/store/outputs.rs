@@ -61,6 +61,57 @@ impl Store {
     }
 }
 
+/// What a stored model output holds, in brief.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSummary {
+    /// The model output's id.
+    pub id: Uuid,
+    /// How many detections it holds.
+    pub detections: u32,
+    /// The best detection score, when it holds any.
+    pub max_score: Option<f64>,
+}
+
+impl Store {
+    /// The first stored output of model `name_model` on recording `recording`, in brief: how
+    /// a redelivered detection finds what an earlier delivery stored.
+    pub fn output_summary(
+        &self,
+        recording: Uuid,
+        name_model: &str,
+    ) -> Result<Option<OutputSummary>, Error> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT mo.id, COUNT(d.id), MAX(d.detection_score) FROM model_output AS mo \
+                 LEFT JOIN detection AS d ON d.model_output_id = mo.id \
+                 WHERE mo.recording_id = ?1 AND mo.model_name = ?2 \
+                 GROUP BY mo.id ORDER BY mo.rowid LIMIT 1",
+            )
+            .and_then(|mut s| {
+                let mut rows = s.query(params![recording.as_bytes().as_slice(), name_model])?;
+                match rows.next()? {
+                    Some(r) => Ok(Some((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<f64>>(2)?,
+                    ))),
+                    None => Ok(None),
+                }
+            })
+            .map_err(|e| self.error(e))?;
+        found
+            .map(|(id, n, max_score)| {
+                Ok(OutputSummary {
+                    id: self.uuid(&id, "model_output.id")?,
+                    detections: u32::try_from(n).unwrap_or(u32::MAX),
+                    max_score,
+                })
+            })
+            .transpose()
+    }
+}
+
 fn insert(conn: &Connection, o: &ModelOutput) -> rusqlite::Result<()> {
     let output_id = o.id.as_bytes().as_slice();
     conn.prepare_cached(

@@ -7,15 +7,16 @@
 //! worker that never needs it never pays for it, and dropped after a failure, so the next task
 //! opens it afresh (a replaced or repaired file is picked up without a restart).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use camino::Utf8PathBuf;
 use jiff::Timestamp;
 
 use super::TaskError;
+use crate::detect::Engines;
 use crate::host::Host;
-use crate::spec::Program;
 use crate::spec::data::Deployment;
+use crate::spec::{Program, tasks};
 use crate::store::{self, Store};
 
 /// Where handlers read the time from.
@@ -65,6 +66,8 @@ pub struct Services {
     store: Mutex<Option<Store>>,
     /// The implicit deployment, once chosen (so every recording of a run shares it).
     implicit: Mutex<Option<Deployment>>,
+    /// The program's detectors, once a detection asked for them.
+    engines: OnceLock<Arc<Engines>>,
 }
 
 impl Services {
@@ -92,7 +95,37 @@ impl Services {
             deployment,
             store: Mutex::new(None),
             implicit: Mutex::new(None),
+            engines: OnceLock::new(),
         })
+    }
+
+    /// The program's detectors, built on first use. A serve-mode program gets one process per
+    /// `detect` task that can run at once: the concurrency of the workers consuming the
+    /// `detect` task's queue.
+    pub fn engines(&self) -> Arc<Engines> {
+        Arc::clone(self.engines.get_or_init(|| {
+            let program = &self.program;
+            let queue = program
+                .tasks
+                .iter()
+                .find(|t| t.name == tasks::DETECT)
+                .map(|t| t.queue.as_str());
+            let slots: u32 = program
+                .workers
+                .iter()
+                .filter(|w| queue.is_some_and(|q| w.queues.iter().any(|wq| wq == q)))
+                .map(|w| w.concurrency)
+                .sum();
+            Engines::new(program, slots.max(1) as usize)
+        }))
+    }
+
+    /// Stops what the services keep running (detector processes). Call once, when the
+    /// worker has stopped taking tasks.
+    pub async fn shutdown(&self) {
+        if let Some(engines) = self.engines.get() {
+            engines.shutdown().await;
+        }
     }
 
     /// Runs `f` with the metadata store on a blocking thread, opening the store on first use.

@@ -1,0 +1,144 @@
+//! `detect`: runs the program's detectors on one recording and stores what each found.
+//!
+//! In: the `Recorded` result of `record` (its recording already in the metadata store).
+//! Out: a [`Detected`]: one outcome per detector, the argument of the follow-up
+//! `manage-files`. Each detector's detections under its threshold are dropped; the rest are
+//! stored as one acoupi model output per detector, with their tags.
+//!
+//! Idempotent: a detector whose output for this recording is already stored (an earlier
+//! delivery of the task got that far) is not run again; its stored output is reported. A
+//! detector failure fails the task after the detectors before it have stored their outputs,
+//! so a retry runs only what is missing. A file that cannot be read, or that a program
+//! refuses, is a permanent failure; a detector that crashed or timed out is retried.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use super::{Services, TaskContext, TaskError, TaskFuture};
+use crate::detect::{self, DetectError, Request};
+use crate::spec::payload::{Detected, DetectorOutcome, Recorded, optional_arg};
+use crate::store::OutputSummary;
+
+pub(super) fn run(ctx: TaskContext, args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
+    Box::pin(async move {
+        let recorded: Recorded = optional_arg(&args, 0, "a `Recorded`")?.ok_or_else(|| {
+            TaskError::Permanent(
+                "detect needs the recording to analyse (the result of `record`) as its argument"
+                    .into(),
+            )
+        })?;
+        let detected = detect(&ctx.services, recorded).await?;
+        serde_json::to_value(&detected).map_err(|e| TaskError::Permanent(e.to_string()))
+    })
+}
+
+/// Runs every detector of the program on `recorded` and stores their outputs.
+pub(crate) async fn detect(
+    services: &Arc<Services>,
+    recorded: Recorded,
+) -> Result<Detected, TaskError> {
+    let id: Uuid = recorded.id.parse().map_err(|e| {
+        TaskError::Permanent(format!("recording id `{}` is not a UUID: {e}", recorded.id))
+    })?;
+    let recording = services
+        .with_store(move |store, _| store.recording(id))
+        .await?
+        .ok_or_else(|| {
+            TaskError::Permanent(format!(
+                "recording `{id}` ({}) is not in the metadata store",
+                recorded.path
+            ))
+        })?
+        .recording;
+    let engines = services.engines();
+    let mut outputs = Vec::new();
+    for (detector, engine) in engines.iter() {
+        let name = detector.name.clone();
+        let earlier = {
+            let name = name.clone();
+            services
+                .with_store(move |store, _| store.output_summary(id, &name))
+                .await?
+        };
+        let summary = match earlier {
+            Some(s) => {
+                tracing::info!(detector = %name, recording = %id, "already detected by an earlier delivery");
+                s
+            }
+            None => {
+                let threshold = detect::threshold(detector);
+                let request = request(&recorded, threshold);
+                let started = std::time::Instant::now();
+                let events = engine.detect(&request).await.map_err(|e| {
+                    let message = format!("detector `{name}` on {}: {e}", recorded.path);
+                    match e {
+                        DetectError::Unreadable(_) | DetectError::Refused(_) => {
+                            TaskError::Permanent(message)
+                        }
+                        DetectError::Failed(_) => TaskError::Transient(message),
+                    }
+                })?;
+                let output = detect::output::model_output(
+                    &name,
+                    recording.clone(),
+                    &events,
+                    threshold,
+                    services.clock.now(),
+                );
+                let summary = summarise(&output);
+                tracing::info!(
+                    detector = %name,
+                    path = %recorded.path,
+                    events = events.len(),
+                    kept = summary.detections,
+                    max_score = ?summary.max_score,
+                    ms = started.elapsed().as_millis() as u64,
+                    "detected"
+                );
+                services
+                    .with_store(move |store, _| store.insert_model_output(&output))
+                    .await?;
+                summary
+            }
+        };
+        outputs.push(DetectorOutcome {
+            detector: name,
+            model_output: summary.id.to_string(),
+            detections: summary.detections,
+            max_score: summary.max_score,
+        });
+    }
+    Ok(Detected {
+        recording: recorded,
+        outputs,
+    })
+}
+
+/// The detector request for `recorded` at `threshold`.
+pub(crate) fn request(recorded: &Recorded, threshold: f64) -> Request {
+    Request {
+        id: recorded.id.clone(),
+        path: recorded.path.clone(),
+        samplerate: recorded.samplerate,
+        channels: recorded.channels,
+        duration_s: recorded.duration_s,
+        time_expansion: recorded.time_expansion,
+        recorded_at: recorded.start,
+        threshold,
+    }
+}
+
+/// What a model output about to be stored holds, in brief.
+fn summarise(output: &crate::spec::data::ModelOutput) -> OutputSummary {
+    OutputSummary {
+        id: output.id,
+        detections: u32::try_from(output.detections.len()).unwrap_or(u32::MAX),
+        max_score: output
+            .detections
+            .iter()
+            .map(|d| d.detection_score)
+            .reduce(f64::max),
+    }
+}
