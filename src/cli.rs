@@ -56,6 +56,35 @@ pub enum Command {
     /// Read the metadata store: recordings, model outputs, detections, or its health.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Run the home's detectors on WAV files or folders, without a broker.
+    Detect(DetectArgs),
+}
+
+/// `acoupi detect …`.
+#[derive(Debug, clap::Args)]
+pub struct DetectArgs {
+    /// WAV files, or folders searched recursively for `*.wav`.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<camino::Utf8PathBuf>,
+    /// Only this detector (all of the program's detectors when absent).
+    #[arg(long, value_name = "NAME")]
+    pub detector: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: DetectFormat,
+    /// Also write the recordings and model outputs to the metadata store.
+    #[arg(long)]
+    pub store: bool,
+}
+
+/// How `acoupi detect` prints what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DetectFormat {
+    /// A line per file and detector, then one per detection.
+    #[default]
+    Table,
+    /// One acoupi `ModelOutput` JSON object per line, per file and detector.
+    Json,
 }
 
 /// Text or JSON output.

@@ -70,5 +70,6 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Init(args) => commands::init::run(args),
         cli::Command::Config(cmd) => commands::config::run(cmd, cli.home.as_deref()),
         cli::Command::Db(cmd) => commands::db::run(cmd, cli.home.as_deref()),
+        cli::Command::Detect(args) => commands::detect::run(args, cli.home.as_deref()),
     }
 }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod db;
 pub mod deploy;
+pub mod detect;
 pub mod devices;
 pub mod init;
 pub mod run;

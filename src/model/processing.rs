@@ -654,6 +654,7 @@ pub(super) fn summary(
 #[cfg(test)]
 mod tests {
     use crate::model::tests::{MIC, codes};
+    use crate::spec;
 
     #[test]
     fn keep_if_detection_needs_a_detector() {
@@ -696,6 +697,64 @@ mod tests {
             "program \"p\"\n{MIC}messaging {{ mqtt host=\"h\" {{ password \"hunter2\" }} }}\n"
         );
         assert_eq!(codes(&src), ["model::plaintext_secret"]);
+    }
+
+    /// The detectors `src` validates to.
+    fn detectors(src: &str) -> Vec<spec::Detector> {
+        let mut d = crate::diagnostic::Diagnostics::default();
+        let ast = crate::manifest::parse(src, &mut d).expect("parses");
+        let model = crate::model::validate(&ast, &mut d).expect("validates");
+        assert!(d.into_sorted().is_empty(), "no diagnostics");
+        model.detectors
+    }
+
+    #[test]
+    fn command_detectors_serve_by_default_and_take_a_mode_and_a_startup_timeout() {
+        let cmd = |body: &str| {
+            format!(
+                "program \"p\"\n{MIC}detector \"d\" kind=\"command\" {{ command \"/bin/d\"; {body} }}\n"
+            )
+        };
+        let kind = |body: &str| detectors(&cmd(body)).remove(0).kind;
+        assert!(matches!(
+            kind(""),
+            spec::DetectorKind::Command {
+                mode: spec::CommandMode::Serve,
+                startup_timeout_ms: spec::DEFAULT_STARTUP_TIMEOUT_MS,
+                ..
+            }
+        ));
+        assert!(matches!(
+            kind("mode \"per-file\"; startup-timeout \"5m\""),
+            spec::DetectorKind::Command {
+                mode: spec::CommandMode::PerFile,
+                startup_timeout_ms: 300_000,
+                ..
+            }
+        ));
+        assert_eq!(codes(&cmd("mode \"daemon\"")), ["manifest::invalid_value"]);
+        assert_eq!(
+            codes(&cmd("startup-timeout \"2h\"")),
+            ["model::out_of_range"]
+        );
+        assert_eq!(codes(&cmd("overlap 0.5")), ["manifest::unknown_node"]);
+    }
+
+    #[test]
+    fn band_energy_overlap_defaults_to_half_a_frame_and_stays_below_one() {
+        let band = |body: &str| {
+            format!(
+                "program \"p\"\n{MIC}detector \"b\" kind=\"band-energy\" {{ band low=\"1kHz\" high=\"2kHz\"; {body} }}\n"
+            )
+        };
+        let overlap = |body: &str| match detectors(&band(body)).remove(0).kind {
+            spec::DetectorKind::BandEnergy { overlap, .. } => overlap,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(overlap(""), 0.5);
+        assert_eq!(overlap("overlap 0.75"), 0.75);
+        assert_eq!(codes(&band("overlap 0.95")), ["model::out_of_range"]);
+        assert_eq!(codes(&band("mode \"serve\"")), ["manifest::unknown_node"]);
     }
 
     #[test]
