@@ -3,8 +3,11 @@
 //! one metadata store. Every recording made is stored exactly once, under the deployment of
 //! the home's deployment file, and no process ever meets a locked database.
 //!
-//! As the pipeline stages land (detection, file management, messaging) this test grows with
-//! them: today a `detect` task is dead-lettered as unknown, and only `detect` may be.
+//! The detection worker analyses the recordings: each model output belongs to a stored
+//! recording, no recording is analysed twice, and the synthetic sweeps are found.
+//!
+//! As the pipeline stages land (file management, messaging) this test grows with them: today
+//! a `manage-files` task is dead-lettered as unknown, and only the stages still to come may be.
 
 mod common;
 
@@ -85,7 +88,7 @@ fn wavs(dir: &Utf8Path) -> Vec<String> {
 }
 
 #[test]
-fn deployed_processes_store_every_recording_once() {
+fn deployed_processes_store_and_analyse_every_recording_once() {
     let (_d, dir) = common::tempdir();
     let p = format!(
         "pipe{}{}",
@@ -163,11 +166,18 @@ workers {{
         spawn("beat", &["beat"]),
     ]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while wavs(&staging).len() < 6 {
+    let analysed = || {
+        Store::open_read_only(&program.paths.metadata)
+            .and_then(|s| s.model_outputs(&acoupi::store::Filter::default()))
+            .map(|o| o.len())
+            .unwrap_or(0)
+    };
+    while wavs(&staging).len() < 6 || analysed() < 2 {
         assert!(
             Instant::now() < deadline,
-            "six recordings did not appear in a minute: {:?}",
-            wavs(&staging)
+            "six recordings, two of them analysed, did not appear in a minute: {:?}, {} analysed",
+            wavs(&staging),
+            analysed()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -215,6 +225,28 @@ workers {{
         .collect();
     stored.sort();
     assert_eq!(stored, files);
+
+    // Detection: each output is of a stored recording, none analysed twice, sweeps found.
+    let outputs = store
+        .model_outputs(&acoupi::store::Filter::default())
+        .expect("outputs");
+    assert!(outputs.len() >= 2, "{} outputs", outputs.len());
+    let mut analysed_ids: Vec<_> = outputs.iter().map(|o| o.recording.id).collect();
+    analysed_ids.sort();
+    analysed_ids.dedup();
+    assert_eq!(analysed_ids.len(), outputs.len(), "a recording analysed twice");
+    for o in &outputs {
+        assert_eq!(o.name_model, "bats");
+        assert!(
+            rows.iter().any(|r| r.recording.id == o.recording.id),
+            "output of an unknown recording"
+        );
+        assert!(
+            !o.detections.is_empty(),
+            "the synthetic sweeps of {:?} were not detected",
+            o.recording.path
+        );
+    }
 
     // Nothing but the stages still to come is dead-lettered: no record task ever failed.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,195 @@
+//! The `detect` task through the built-in registry: a recording made by `record` is analysed by
+//! the program's detectors, each detector's output is stored once (a redelivered task reuses
+//! it), a detector that fails leaves the outputs before it stored so a retry runs only what
+//! is missing, and bad input fails permanently with the cause.
+
+mod common;
+
+use std::sync::Arc;
+
+use acoupi::runtime::tasks::{Registry, Services, TaskContext, TaskError};
+use acoupi::spec::Program;
+use acoupi::spec::payload::{Detected, Recorded};
+use acoupi::store::{Filter, Store};
+use camino::Utf8Path;
+use serde_json::Value as Json;
+
+/// The program of `detectors` (manifest text), recording synthetic bat-like sweeps, with its
+/// home and storage under `dir`.
+fn program(dir: &Utf8Path, detectors: &str) -> Arc<Program> {
+    let manifest = format!(
+        r#"program "detect-task"
+microphone "m" {{
+    synthetic "sweep" from="80kHz" to="40kHz" length="5ms" every="100ms" amplitude=0.5
+    samplerate "192kHz"
+}}
+recording {{
+    duration "600ms"
+    interval "2s"
+}}
+{detectors}
+"#
+    );
+    let mut program = common::runtime::program(&manifest);
+    program.home = dir.join("home");
+    program.paths.staging = dir.join("staging");
+    program.paths.recordings = dir.join("recordings");
+    program.paths.metadata = dir.join("metadata.db");
+    program.paths.messages = dir.join("messages.db");
+    program.paths.state = dir.join("home/state");
+    Arc::new(program)
+}
+
+const BAND: &str = r#"detector "bats" kind="band-energy" {
+    band low="30kHz" high="90kHz"
+    threshold 0.3
+}"#;
+
+fn ctx(services: &Arc<Services>, task_id: &str) -> TaskContext {
+    TaskContext {
+        services: Arc::clone(services),
+        task_id: task_id.into(),
+        retries: 0,
+        worker: "test".into(),
+    }
+}
+
+async fn run(
+    services: &Arc<Services>,
+    task: &str,
+    task_id: &str,
+    args: Vec<Json>,
+) -> Result<Json, TaskError> {
+    let handler = Registry::builtin().get(task).expect("a built-in handler");
+    handler(ctx(services, task_id), args, serde_json::Map::new()).await
+}
+
+async fn record(services: &Arc<Services>) -> Json {
+    run(services, "record", "rec-1", Vec::new())
+        .await
+        .expect("record succeeds")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detections_are_stored_once_and_a_redelivery_reuses_them() {
+    let (_d, dir) = common::tempdir();
+    let services = Services::new(program(&dir, BAND));
+    let recorded = record(&services).await;
+    let first: Detected = serde_json::from_value(
+        run(&services, "detect", "det-1", vec![recorded.clone()])
+            .await
+            .expect("detect succeeds"),
+    )
+    .expect("a Detected");
+    assert_eq!(first.outputs.len(), 1);
+    let outcome = &first.outputs[0];
+    assert_eq!(outcome.detector, "bats");
+    // 600 ms of a sweep every 100 ms: six calls (the last may be cut by the file's end).
+    assert!(
+        (5..=7).contains(&outcome.detections),
+        "detections: {}",
+        outcome.detections
+    );
+    assert!(outcome.max_score.expect("a best score") >= 0.3);
+
+    let again: Detected = serde_json::from_value(
+        run(&services, "detect", "det-1", vec![recorded])
+            .await
+            .expect("a redelivery succeeds"),
+    )
+    .expect("a Detected");
+    assert_eq!(again, first, "a redelivery reports the stored output");
+
+    let store = Store::open_read_only(&services.program.paths.metadata).expect("store");
+    let outputs = store.model_outputs(&Filter::default()).expect("outputs");
+    assert_eq!(outputs.len(), 1, "one output, not two");
+    let output = &outputs[0];
+    assert_eq!(output.id.to_string(), outcome.model_output);
+    assert_eq!(output.name_model, "bats");
+    assert_eq!(output.detections.len() as u32, outcome.detections);
+    assert_eq!(output.recording.id.to_string(), first.recording.id);
+    for d in &output.detections {
+        assert!(d.detection_score >= 0.3, "under the threshold: {d:?}");
+        let [start, low, end, high] = d.location.expect("a box").coordinates;
+        assert!(start < end && end <= 0.6 + 1e-9, "{start}..{end}");
+        assert!(low >= 30_000.0 && high <= 90_000.0 && low < high, "{low}..{high}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_detector_keeps_the_outputs_before_it_and_a_retry_runs_only_the_rest() {
+    let (_d, dir) = common::tempdir();
+    // Fails its first run (leaving a mark), answers no detections after that.
+    let script = common::write(
+        &dir,
+        "flaky.sh",
+        format!(
+            "#!/bin/sh\nif [ ! -e {mark} ]; then touch {mark}; echo 'model not warm' >&2; exit 3; fi\necho '{{\"detections\": []}}'\n",
+            mark = dir.join("ran-once")
+        ),
+    );
+    let detectors = format!(
+        "{BAND}\ndetector \"flaky\" kind=\"command\" {{\n    command \"/bin/sh\" \"{script}\"\n    mode \"per-file\"\n    timeout \"10s\"\n}}\n"
+    );
+    let services = Services::new(program(&dir, &detectors));
+    let recorded = record(&services).await;
+    let e = run(&services, "detect", "det-1", vec![recorded.clone()])
+        .await
+        .expect_err("the flaky detector fails first");
+    match &e {
+        TaskError::Transient(m) => assert!(m.contains("flaky"), "{m}"),
+        other => panic!("a failed program may work on a retry: {other:?}"),
+    }
+    let store = Store::open_read_only(&services.program.paths.metadata).expect("store");
+    let before = store.model_outputs(&Filter::default()).expect("outputs");
+    assert_eq!(
+        before.iter().map(|o| o.name_model.as_str()).collect::<Vec<_>>(),
+        ["bats"]
+    );
+    let done: Detected = serde_json::from_value(
+        run(&services, "detect", "det-1", vec![recorded])
+            .await
+            .expect("the retry succeeds"),
+    )
+    .expect("a Detected");
+    assert_eq!(done.outputs[0].model_output, before[0].id.to_string());
+    assert_eq!(done.outputs[1].detector, "flaky");
+    assert_eq!(done.outputs[1].detections, 0);
+    let after = store.model_outputs(&Filter::default()).expect("outputs");
+    assert_eq!(after.len(), 2, "bats once, flaky once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_fails_permanently_with_the_cause() {
+    let (_d, dir) = common::tempdir();
+    let services = Services::new(program(&dir, BAND));
+    // No argument: detect is only ever a follow-up.
+    match run(&services, "detect", "d0", Vec::new()).await {
+        Err(TaskError::Permanent(m)) => assert!(m.contains("needs the recording"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A recording the store does not know.
+    let recorded = record(&services).await;
+    let mut unknown: Recorded = serde_json::from_value(recorded.clone()).expect("a Recorded");
+    unknown.id = uuid::Uuid::new_v4().to_string();
+    match run(
+        &services,
+        "detect",
+        "d1",
+        vec![serde_json::to_value(&unknown).expect("json")],
+    )
+    .await
+    {
+        Err(TaskError::Permanent(m)) => assert!(m.contains("not in the metadata store"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A stored recording whose file is not audio: the file is at fault, no retry.
+    let stored: Recorded = serde_json::from_value(recorded.clone()).expect("a Recorded");
+    std::fs::write(&stored.path, b"not a wav file").expect("overwrite");
+    match run(&services, "detect", "d2", vec![recorded]).await {
+        Err(TaskError::Permanent(m)) => {
+            assert!(m.contains("bats") && m.contains(stored.path.as_str()), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
