@@ -109,10 +109,10 @@ impl StderrTail {
     /// Waits (briefly) for the stderr of a process that has ended or been killed to reach its
     /// end, so the tail holds its last words.
     pub(super) async fn drain(&mut self) {
-        if let Some(task) = self.task.as_mut() {
-            if tokio::time::timeout(STDERR_DRAIN, task).await.is_ok() {
-                self.task = None;
-            }
+        if let Some(task) = self.task.as_mut()
+            && tokio::time::timeout(STDERR_DRAIN, task).await.is_ok()
+        {
+            self.task = None;
         }
     }
 

@@ -45,7 +45,8 @@ pub struct Config {
 #[derive(Debug)]
 pub struct CommandDetector {
     config: Config,
-    runner: Runner,
+    /// Boxed: the pool's state is large and `Engine` holds a detector inline.
+    runner: Box<Runner>,
 }
 
 /// How requests reach the program.
@@ -65,7 +66,10 @@ impl CommandDetector {
             CommandMode::Serve => Runner::Serve(serve::Pool::new(slots)),
             CommandMode::PerFile => Runner::PerFile(Semaphore::new(slots)),
         };
-        CommandDetector { config, runner }
+        CommandDetector {
+            config,
+            runner: Box::new(runner),
+        }
     }
 
     /// The detector's settings.
@@ -82,7 +86,7 @@ impl CommandDetector {
                 request.path
             )));
         }
-        match &self.runner {
+        match self.runner.as_ref() {
             Runner::Serve(pool) => pool.detect(&self.config, request).await,
             Runner::PerFile(slots) => {
                 let _permit = slots.acquire().await.map_err(|_| {
@@ -95,7 +99,7 @@ impl CommandDetector {
 
     /// What the program announced on its first line (serve mode), once a process has.
     pub async fn ready_info(&self) -> Option<Ready> {
-        match &self.runner {
+        match self.runner.as_ref() {
             Runner::Serve(pool) => pool.ready(),
             Runner::PerFile(_) => None,
         }
@@ -105,7 +109,7 @@ impl CommandDetector {
     /// stdin, then signals one that does not exit (SIGTERM, then SIGKILL). Later requests
     /// fail.
     pub async fn shutdown(&self) {
-        match &self.runner {
+        match self.runner.as_ref() {
             Runner::Serve(pool) => pool.shutdown(&self.config.name).await,
             Runner::PerFile(slots) => {
                 let size = u32::try_from(self.config.slots.clamp(1, Semaphore::MAX_PERMITS))

@@ -18,9 +18,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::Config;
 use super::child::{self, Pipes, StderrTail};
 use super::protocol::{self, Line, Ready, Reply};
-use super::Config;
 use crate::detect::{DetectError, Event, Request};
 
 /// The longest wait between two starts of a failing program.
@@ -124,7 +124,12 @@ impl Pool {
             config.startup_timeout + config.timeout
         };
         let result = process
-            .exchange(name, &protocol::request_line(request), &request.id, deadline)
+            .exchange(
+                name,
+                &protocol::request_line(request),
+                &request.id,
+                deadline,
+            )
             .await;
         if let Some(ready) = &process.ready {
             self.lock().ready = Some(ready.clone());
