@@ -610,3 +610,48 @@ async fn a_missing_file_is_unreadable_without_asking_the_program() {
     assert_eq!(detector.ready_info().await, None);
     detector.shutdown().await;
 }
+
+#[test]
+fn install_batdetect2_script_handles_its_arguments() {
+    let script = repo("scripts/install-batdetect2");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&script)
+            .args(args)
+            .env("HOME", "/nonexistent-home")
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--dry-run"));
+
+    let dry = run(&["--dry-run", "/opt/bd2"]);
+    assert!(dry.status.success(), "{dry:?}");
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(
+        stdout,
+        "detector \"bats\" kind=\"command\" {\n    command \"/opt/bd2/bin/python\" \
+         \"/opt/bd2/batdetect2.py\"\n    threshold 0.4\n}\n"
+    );
+    assert!(String::from_utf8_lossy(&dry.stderr).contains("pip install --quiet batdetect2"));
+
+    let default = run(&["--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&default.stdout)
+            .contains("/nonexistent-home/.local/share/acoupi/batdetect2/bin/python"),
+        "{default:?}"
+    );
+    for (args, message) in [
+        (&["--bogus"][..], "unknown option `--bogus`"),
+        (&["a", "b"][..], "one DIR only"),
+        (&["--python"][..], "`--python` needs an interpreter"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(message),
+            "{args:?}: {out:?}"
+        );
+    }
+}

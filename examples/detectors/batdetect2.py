@@ -15,7 +15,10 @@ goes on with the next request.
 
 Install with scripts/install-batdetect2, which prints the manifest line:
 
-    detector "bats" { command "/venv/bin/python" "/path/to/batdetect2.py"; threshold 0.4 }
+    detector "bats" kind="command" {
+        command "/venv/bin/python" "/path/to/batdetect2.py"
+        threshold 0.4
+    }
 """
 
 import json

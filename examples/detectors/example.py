@@ -17,7 +17,9 @@ whole band (0 Hz to half the capture rate) and carries one tag, `sound` = `loud`
 
 Logs go to stderr (acoupi writes them to its log); stdout carries protocol lines only.
 
-    manifest:   detector "loud" { command "/usr/bin/python3" "/path/to/example.py" }
+    manifest:   detector "loud" kind="command" {
+                    command "/usr/bin/python3" "/path/to/example.py"
+                }
     by hand:    echo '{"protocol": 1, "id": "a", "path": "/abs/x.wav", "samplerate": 48000,
                   "channels": 1, "duration": 3.0, "time_expansion": 1.0,
                   "recorded_at": "2025-06-01T21:00:00Z", "threshold": 0.5}' | ./example.py
