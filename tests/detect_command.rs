@@ -17,6 +17,7 @@ const PYTHON: &str = "/usr/bin/python3";
 /// past any timeout, `slow` takes 0.5 s, `crash` exits 3 after a stderr line, `badjson`
 /// answers a line that is not JSON, `wrongid` answers another id, `refuse` answers an error.
 /// Other files get one detection tagged with the process's pid and the handling times. With
+/// `quit` answers, then exits. With
 /// `--ready` it announces itself first; with `--stubborn` it ignores the end of stdin.
 const TOY: &str = r#"
 import json, os, sys, time
@@ -39,6 +40,10 @@ for line in sys.stdin:
         continue
     if "wrongid" in p:
         r["id"] = "other"
+    if "quit" in p:
+        print(json.dumps({"id": r["id"], "detections": []}), flush=True)
+        print("quitting after a reply", file=sys.stderr, flush=True)
+        sys.exit(0)
     if "refuse" in p:
         print(json.dumps({"id": r["id"], "error": "cannot use this file"}), flush=True)
         continue
@@ -137,6 +142,24 @@ fn tag<'a>(events: &'a [Event], key: &str) -> &'a str {
 
 fn pid_of(events: &[Event]) -> u32 {
     tag(events, "pid").parse().unwrap()
+}
+
+/// Waits up to 5 s for process `pid` to have exited (a zombie, not yet reaped).
+fn wait_exited(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command name in parentheses.
+        let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+        if stat.is_empty() || state == Some('Z') {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} still runs: {stat}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Whether process `pid` exists (a zombie counts: it has not been reaped).
@@ -365,6 +388,29 @@ async fn a_crash_fails_its_request_with_the_stderr_tail_and_a_new_process_serves
         .await
         .unwrap();
     assert_ne!(pid_of(&next), pid_of(&first));
+    detector.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_process_that_exited_while_idle_is_replaced_without_failing_a_request() {
+    let scene = Scene::new();
+    let detector = CommandDetector::new(config(scene.toy(&[]), CommandMode::Serve, 1, 10_000));
+    let first = detector
+        .detect(&request("r1", &scene.file("a.wav"), 0.5))
+        .await
+        .unwrap();
+    let quit = detector
+        .detect(&request("r2", &scene.file("quit.wav"), 0.5))
+        .await
+        .unwrap();
+    assert!(quit.is_empty());
+    wait_exited(pid_of(&first));
+    let next = detector
+        .detect(&request("r3", &scene.file("a.wav"), 0.5))
+        .await
+        .unwrap();
+    assert_ne!(pid_of(&next), pid_of(&first));
+    assert!(!exists(pid_of(&first)), "reaped");
     detector.shutdown().await;
 }
 

@@ -115,7 +115,22 @@ impl Pool {
         let closed = || DetectError::Failed(format!("detector `{name}` is shut down"));
         let _permit = self.slots.acquire().await.map_err(|_| closed())?;
         let mut process = match self.take_idle().ok_or_else(closed)? {
-            Some(p) => p,
+            Some(mut p) => match p.child.try_wait() {
+                // It exited while idle: this request need not fail for it.
+                Ok(Some(status)) => {
+                    p.stderr.drain().await;
+                    let message = format!(
+                        "detector `{name}` (process {}) {} while idle{}",
+                        p.pid,
+                        child::describe_status(status),
+                        p.stderr.describe()
+                    );
+                    tracing::warn!(detector = %name, "{message}");
+                    self.record_failure(&message);
+                    self.start(config)?
+                }
+                _ => p,
+            },
             None => self.start(config)?,
         };
         let deadline = if process.answered {
