@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command};
 use tokio::task::JoinHandle;
 
@@ -88,7 +88,9 @@ impl StderrTail {
                 let mut buf = Vec::new();
                 loop {
                     buf.clear();
-                    match reader.read_until(b'\n', &mut buf).await {
+                    // Bounded: a line longer than this is logged in pieces.
+                    let mut bounded = (&mut reader).take(MAX_STDERR_LINE_BYTES);
+                    match bounded.read_until(b'\n', &mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {}
                     }
@@ -201,4 +203,43 @@ mod tests {
         assert_eq!(cut("abcd", 3), "abc…");
         assert_eq!(cut("ééé", 2), "éé…");
     }
+}
+
+/// The longest protocol line acoupi reads from a program's stdout (a reply with tens of
+/// thousands of detections fits); a longer one is an invalid reply, not unbounded memory.
+pub(super) const MAX_LINE_BYTES: u64 = 16 << 20;
+
+/// The longest stderr line logged as one; longer ones are logged in pieces.
+const MAX_STDERR_LINE_BYTES: u64 = 64 << 10;
+
+/// The next line of `reader` without its line ending, `None` at the end, or an error when it
+/// is longer than `max` bytes, not UTF-8, or cannot be read.
+pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: u64,
+) -> Result<Option<String>, String> {
+    let mut buf = Vec::new();
+    let n = reader
+        .take(max + 1)
+        .read_until(b'\n', &mut buf)
+        .await
+        .map_err(|e| format!("wrote unreadable output ({e})"))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() as u64 > max {
+        return Err(format!(
+            "wrote a line longer than {} MiB",
+            max >> 20
+        ));
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| "wrote a line that is not UTF-8".into())
 }

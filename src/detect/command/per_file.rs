@@ -34,10 +34,15 @@ pub(super) async fn run(config: &Config, request: &Request) -> Result<Vec<Event>
     )
     .map_err(DetectError::Failed)?;
     let pid = child.id().unwrap_or(0);
-    let reader = child.stdout.take().map(|mut stdout| {
+    // Bounded: a program writing without end blocks on the full pipe and meets its timeout.
+    let reader = child.stdout.take().map(|stdout| {
         tokio::spawn(async move {
             let mut out = Vec::new();
-            stdout.read_to_end(&mut out).await.map(|_| out)
+            stdout
+                .take(child::MAX_LINE_BYTES + 1)
+                .read_to_end(&mut out)
+                .await
+                .map(|_| out)
         })
     });
     let status = match tokio::time::timeout(config.timeout, child.wait()).await {
@@ -72,6 +77,12 @@ pub(super) async fn run(config: &Config, request: &Request) -> Result<Vec<Event>
         },
         None => Vec::new(),
     };
+    if out.len() as u64 > child::MAX_LINE_BYTES {
+        return Err(fail(format!(
+            "wrote more than {} MiB",
+            child::MAX_LINE_BYTES >> 20
+        )));
+    }
     let text = String::from_utf8(out).map_err(|_| fail("wrote output that is not UTF-8".into()))?;
     match protocol::parse_document(&text) {
         Ok(Reply::Detections(events)) => Ok(events),

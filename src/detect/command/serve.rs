@@ -12,7 +12,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -63,7 +63,7 @@ struct Process {
     child: Child,
     pid: u32,
     stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
+    stdout: BufReader<ChildStdout>,
     stderr: StderrTail,
     /// False until it answers its first request: that request's deadline includes the
     /// start-up time.
@@ -280,7 +280,7 @@ impl Process {
             child,
             pid,
             stdin,
-            stdout: BufReader::new(stdout).lines(),
+            stdout: BufReader::new(stdout),
             stderr,
             answered: false,
             ready: None,
@@ -313,10 +313,10 @@ impl Process {
         }
         let mut first = !self.answered;
         loop {
-            let text = match self.stdout.next_line().await {
+            let text = match child::read_line(&mut self.stdout, child::MAX_LINE_BYTES).await {
                 Ok(Some(text)) => text,
                 Ok(None) => return Err(Fault::Gone("closed its stdout".into())),
-                Err(e) => return Err(Fault::Invalid(format!("wrote unreadable output ({e})"))),
+                Err(e) => return Err(Fault::Invalid(e)),
             };
             if text.trim().is_empty() {
                 continue;
