@@ -116,7 +116,7 @@ fn measure_in_child(test: &str, path: &Utf8Path) -> Option<(u64, u64, usize)> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("CHILD "))
+        .find_map(|l| l.split_once("CHILD ").map(|(_, figures)| figures))
         .unwrap_or_else(|| panic!("child printed no figures: {stdout}"));
     let v: Vec<u64> = line
         .split(' ')
