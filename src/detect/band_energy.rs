@@ -32,9 +32,11 @@
 //!    it), clamped to the band.
 //!
 //! Memory: a read block, a few frame-sized buffers, one `f32` band power per frame (a one-hour
-//! recording with 10 ms frames at 50% overlap: 720 000 frames, 2.9 MB) and the in-band
-//! spectrum of one event at a time. The file is read twice: once whole, streamed; then only
-//! the frames of events and the noise frames, by seeking.
+//! recording with 10 ms frames at 50% overlap: 720 000 frames, 2.9 MB), the in-band spectrum
+//! of one event at a time and the events found; nothing per sample. The file is read twice:
+//! once whole, streamed; then only the frames of events and the noise frames, by seeking.
+//! With very narrow bands (a few bins) and short frames, noise alone can make frames score
+//! up to about 0.4, since few bins fluctuate more.
 
 use std::sync::Arc;
 
