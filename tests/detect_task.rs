@@ -112,7 +112,10 @@ async fn detections_are_stored_once_and_a_redelivery_reuses_them() {
         assert!(d.detection_score >= 0.3, "under the threshold: {d:?}");
         let [start, low, end, high] = d.location.expect("a box").coordinates;
         assert!(start < end && end <= 0.6 + 1e-9, "{start}..{end}");
-        assert!(low >= 30_000.0 && high <= 90_000.0 && low < high, "{low}..{high}");
+        assert!(
+            low >= 30_000.0 && high <= 90_000.0 && low < high,
+            "{low}..{high}"
+        );
     }
 }
 
@@ -143,7 +146,10 @@ async fn a_failing_detector_keeps_the_outputs_before_it_and_a_retry_runs_only_th
     let store = Store::open_read_only(&services.program.paths.metadata).expect("store");
     let before = store.model_outputs(&Filter::default()).expect("outputs");
     assert_eq!(
-        before.iter().map(|o| o.name_model.as_str()).collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|o| o.name_model.as_str())
+            .collect::<Vec<_>>(),
         ["bats"]
     );
     let done: Detected = serde_json::from_value(
@@ -188,7 +194,10 @@ async fn bad_input_fails_permanently_with_the_cause() {
     std::fs::write(&stored.path, b"not a wav file").expect("overwrite");
     match run(&services, "detect", "d2", vec![recorded]).await {
         Err(TaskError::Permanent(m)) => {
-            assert!(m.contains("bats") && m.contains(stored.path.as_str()), "{m}")
+            assert!(
+                m.contains("bats") && m.contains(stored.path.as_str()),
+                "{m}"
+            )
         }
         other => panic!("{other:?}"),
     }

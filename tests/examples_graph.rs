@@ -1,6 +1,7 @@
 //! Each example's compiled task graph, run by the built-in handlers: every task beat would
 //! publish is published once, the workers of the program serve their queues (in-process
-//! queues, the microphone replaced by a synthetic one, storage in a temporary directory), and
+//! queues, the microphone replaced by a synthetic one, a command detector by the BatDetect2
+//! adapter on a stand-in model, storage in a temporary directory), and
 //! every task must succeed or be a pipeline stage still to come
 //! ([`NOT_YET_HANDLED`], dead-lettered as unknown). A handler that fails, or a task of the
 //! graph that is dead-lettered for any other reason, fails the test. As the pipeline stages
@@ -47,6 +48,18 @@ fn compiled(example: &str, dir: &Utf8Path) -> Program {
     program.paths.metadata = data.join("metadata.db");
     program.paths.messages = data.join("messages.db");
     program.paths.state = dir.join("home/state");
+    // A command detector runs the BatDetect2 adapter on the stand-in model (no torch here).
+    let root = Utf8Path::new(env!("CARGO_MANIFEST_DIR"));
+    for d in &mut program.detectors {
+        if let acoupi::spec::DetectorKind::Command { argv, .. } = &mut d.kind {
+            *argv = vec![
+                "/usr/bin/env".into(),
+                format!("PYTHONPATH={}", root.join("tests/detectors/standin")),
+                "/usr/bin/python3".into(),
+                root.join("examples/detectors/batdetect2.py").into_string(),
+            ];
+        }
+    }
     program
 }
 

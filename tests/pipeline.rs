@@ -234,7 +234,11 @@ workers {{
     let mut analysed_ids: Vec<_> = outputs.iter().map(|o| o.recording.id).collect();
     analysed_ids.sort();
     analysed_ids.dedup();
-    assert_eq!(analysed_ids.len(), outputs.len(), "a recording analysed twice");
+    assert_eq!(
+        analysed_ids.len(),
+        outputs.len(),
+        "a recording analysed twice"
+    );
     for o in &outputs {
         assert_eq!(o.name_model, "bats");
         assert!(

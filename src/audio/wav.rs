@@ -388,28 +388,45 @@ fn append_guano(path: &Utf8Path, text: &str) -> Result<u64, AudioError> {
 }
 
 /// The text of the `guan` chunk of the WAV at `path` (trailing padding removed), or `None`
-/// when it has none.
+/// when it has none. Only chunk headers and the GUANO text are read: the samples are skipped,
+/// so an hour-long file costs a few reads.
 pub fn read_guano(path: &Utf8Path) -> Result<Option<String>, AudioError> {
-    let bytes = std::fs::read(path).map_err(|e| io_error("reading", path, e))?;
-    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+    use std::io::{Read, Seek, SeekFrom};
+    let read = |e| io_error("reading", path, e);
+    let mut file = std::fs::File::open(path).map_err(read)?;
+    let len = file.metadata().map_err(read)?.len();
+    let mut head = [0u8; 12];
+    if len < 12
+        || file.read_exact(&mut head).is_err()
+        || &head[0..4] != b"RIFF"
+        || &head[8..12] != b"WAVE"
+    {
         return Err(AudioError::Wav(format!(
             "reading {path}: not a RIFF WAVE file"
         )));
     }
-    let mut pos = 12usize;
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let mut size = [0u8; 4];
-        size.copy_from_slice(&bytes[pos + 4..pos + 8]);
-        let size = u32::from_le_bytes(size) as usize;
+    let mut pos = 12u64;
+    while pos + 8 <= len {
+        let mut chunk = [0u8; 8];
+        file.seek(SeekFrom::Start(pos)).map_err(read)?;
+        file.read_exact(&mut chunk).map_err(read)?;
+        let size = u64::from(u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]));
         let start = pos + 8;
-        let Some(end) = start.checked_add(size).filter(|&e| e <= bytes.len()) else {
+        let end = start + size;
+        if end > len {
             return Err(AudioError::Wav(format!(
                 "reading {path}: chunk at offset {pos} runs past the end of the file"
             )));
-        };
-        if id == b"guan" {
-            let text = std::str::from_utf8(&bytes[start..end]).map_err(|e| {
+        }
+        if &chunk[0..4] == b"guan" {
+            if size > 1 << 20 {
+                return Err(AudioError::Wav(format!(
+                    "reading {path}: the GUANO chunk is {size} bytes, not metadata text"
+                )));
+            }
+            let mut text = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+            file.read_exact(&mut text).map_err(read)?;
+            let text = String::from_utf8(text).map_err(|e| {
                 AudioError::Wav(format!("reading {path}: the GUANO text is not UTF-8: {e}"))
             })?;
             return Ok(Some(

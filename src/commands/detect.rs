@@ -172,7 +172,7 @@ async fn analyse(
     let info = match crate::audio::wav_reader::probe(file) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("error: {file}: {e}; skipped");
+            eprintln!("error: {e}; skipped");
             return false;
         }
     };

@@ -228,10 +228,7 @@ pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
         return Ok(None);
     }
     if buf.len() as u64 > max {
-        return Err(format!(
-            "wrote a line longer than {} MiB",
-            max >> 20
-        ));
+        return Err(format!("wrote a line longer than {} MiB", max >> 20));
     }
     if buf.last() == Some(&b'\n') {
         buf.pop();

@@ -72,7 +72,7 @@ pub(crate) async fn detect(
                 let request = request(&recorded, threshold);
                 let started = std::time::Instant::now();
                 let events = engine.detect(&request).await.map_err(|e| {
-                    let message = format!("detector `{name}` on {}: {e}", recorded.path);
+                    let message = describe(&e, &name, &recorded);
                     match e {
                         DetectError::Unreadable(_) | DetectError::Refused(_) => {
                             TaskError::Permanent(message)
@@ -114,6 +114,18 @@ pub(crate) async fn detect(
         recording: recorded,
         outputs,
     })
+}
+
+/// `e` as a task error message naming the detector and the file once each.
+fn describe(e: &DetectError, name: &str, recorded: &Recorded) -> String {
+    let mut message = e.to_string();
+    if !message.starts_with("detector `") {
+        message = format!("detector `{name}`: {message}");
+    }
+    if !message.contains(recorded.path.as_str()) {
+        message.push_str(&format!(" (on {})", recorded.path));
+    }
+    message
 }
 
 /// The detector request for `recorded` at `threshold`.
