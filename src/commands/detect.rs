@@ -246,7 +246,8 @@ async fn analyse(
     ok
 }
 
-/// The recording `file` stands for: with `--store`, the stored one (our own recordings) or a
+/// The recording `file` stands for: with `--store`, the stored one (by the GUANO id of our own
+/// recordings, else by path, so re-analysing an archive does not store its files twice) or a
 /// new row under the home's deployment; else one under that deployment, not stored.
 #[allow(clippy::too_many_arguments)]
 async fn recording_for(
@@ -259,13 +260,18 @@ async fn recording_for(
     store: bool,
 ) -> Result<Recording, String> {
     let id = facts.id;
-    if store
-        && let Some(stored) = services
-            .with_store(move |s, _| s.recording(id))
+    if store {
+        let path = file.to_owned();
+        let stored = services
+            .with_store(move |s, _| match s.recording(id)? {
+                Some(r) => Ok(Some(r)),
+                None => s.recording_at_path(&path),
+            })
             .await
-            .map_err(|e| e.to_string())?
-    {
-        return Ok(stored.recording);
+            .map_err(|e| e.to_string())?;
+        if let Some(stored) = stored {
+            return Ok(stored.recording);
+        }
     }
     let deployment = if store {
         crate::runtime::tasks::deployment::current(services)

@@ -80,6 +80,19 @@ impl Store {
         raw.map(|r| r.decode(self)).transpose()
     }
 
+    /// The latest recording (by start) whose audio is at `path`, if one is stored: how
+    /// re-analysing a file finds the recording it was stored as. (`path` is not indexed: a
+    /// scan, for tools, not for tasks.)
+    pub fn recording_at_path(&self, path: &Utf8Path) -> Result<Option<StoredRecording>, Error> {
+        let sql = format!("{SELECT} WHERE r.path = ?1 ORDER BY r.datetime DESC LIMIT 1");
+        let raw = self
+            .conn
+            .query_row(&sql, [path.as_str()], RawRecording::read)
+            .optional()
+            .map_err(|e| self.error(e))?;
+        raw.map(|r| r.decode(self)).transpose()
+    }
+
     /// The recording the task `task_id` stored, if it stored one: how a redelivered task
     /// finds the result of its earlier run.
     pub fn recording_for_task(&self, task_id: &str) -> Result<Option<StoredRecording>, Error> {

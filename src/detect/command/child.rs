@@ -193,18 +193,6 @@ pub(super) fn cut(s: &str, max: usize) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::cut;
-
-    #[test]
-    fn cut_marks_long_lines() {
-        assert_eq!(cut("abc", 3), "abc");
-        assert_eq!(cut("abcd", 3), "abc…");
-        assert_eq!(cut("ééé", 2), "éé…");
-    }
-}
-
 /// The longest protocol line acoupi reads from a program's stdout (a reply with tens of
 /// thousands of detections fits); a longer one is an invalid reply, not unbounded memory.
 pub(super) const MAX_LINE_BYTES: u64 = 16 << 20;
@@ -239,4 +227,30 @@ pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
     String::from_utf8(buf)
         .map(Some)
         .map_err(|_| "wrote a line that is not UTF-8".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cut, read_line};
+
+    #[test]
+    fn cut_marks_long_lines() {
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(cut("abcd", 3), "abc…");
+        assert_eq!(cut("ééé", 2), "éé…");
+    }
+
+    #[tokio::test]
+    async fn lines_are_bounded_and_must_be_utf8() {
+        let input: &[u8] = b"{\"id\": 1}\r\nabcdefghij\n\xff\n";
+        let mut r = tokio::io::BufReader::new(input);
+        assert_eq!(read_line(&mut r, 16).await, Ok(Some("{\"id\": 1}".into())));
+        let long = read_line(&mut r, 5).await.expect_err("too long");
+        assert!(long.contains("longer than"), "{long}");
+        let mut r = tokio::io::BufReader::new(&b"\xff\n"[..]);
+        assert!(read_line(&mut r, 10).await.is_err());
+        let mut r = tokio::io::BufReader::new(&b"last"[..]);
+        assert_eq!(read_line(&mut r, 10).await, Ok(Some("last".into())));
+        assert_eq!(read_line(&mut r, 10).await, Ok(None));
+    }
 }
