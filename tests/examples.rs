@@ -42,6 +42,7 @@ fn examples_compile_and_match_their_snapshots() {
     }
     names.sort();
     for required in [
+        "batdetect2.kdl",
         "connected.kdl",
         "default.kdl",
         "detection.kdl",
@@ -72,6 +73,7 @@ fn every_emitted_task_is_known_to_the_runtime() {
     let registry = Registry::builtin();
     let mut emitted = std::collections::BTreeSet::new();
     for name in [
+        "batdetect2.kdl",
         "connected.kdl",
         "default.kdl",
         "detection.kdl",
