@@ -701,3 +701,63 @@ fn install_batdetect2_script_handles_its_arguments() {
         );
     }
 }
+
+#[tokio::test]
+async fn warming_starts_one_process_per_slot_and_requests_use_them() {
+    let scene = Scene::new();
+    let starts = scene.root.join("starts");
+    let program = scene.script(
+        "counted.py",
+        &format!(
+            r#"import json, os, sys
+with open({starts:?}, "a") as f:
+    f.write(str(os.getpid()) + "\n")
+for line in sys.stdin:
+    r = json.loads(line)
+    tags = [{{"key": "pid", "value": str(os.getpid()), "score": 1.0}}]
+    print(json.dumps({{"id": r["id"], "detections": [{{"start_time": 0.1, "end_time": 0.2,
+        "low_freq": 1000, "high_freq": 2000, "score": 0.75, "tags": tags}}]}}), flush=True)
+"#
+        ),
+    );
+    let detector = CommandDetector::new(config(
+        vec![PYTHON.to_owned(), program],
+        CommandMode::Serve,
+        2,
+        5000,
+    ));
+    assert_eq!(detector.warm().expect("starts"), 2);
+    assert_eq!(
+        detector.warm().expect("nothing more"),
+        0,
+        "the pool is full"
+    );
+    let started = || -> Vec<u32> {
+        std::fs::read_to_string(&starts)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while started().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", started());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in ["r1", "r2", "r3"] {
+        let events = detector
+            .detect(&request(id, &scene.file("a.wav"), 0.5))
+            .await
+            .unwrap();
+        assert!(
+            started().contains(&pid_of(&events)),
+            "a warmed process answered"
+        );
+    }
+    assert_eq!(started().len(), 2, "no process started for the requests");
+    detector.shutdown().await;
+    for pid in started() {
+        wait_exited(pid);
+    }
+    assert_eq!(detector.warm().expect("a shut-down pool starts nothing"), 0);
+}

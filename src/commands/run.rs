@@ -70,6 +70,9 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         let registry = Arc::new(Registry::builtin());
         // One process: one set of services shared by every worker in it.
         let services = rt::tasks::Services::new(Arc::clone(&program));
+        for def in &program.workers {
+            services.warm_detectors_for(&def.queues);
+        }
         let mut all = tokio::task::JoinSet::new();
         for def in program.workers.clone() {
             let (c, v, r, s) = (

@@ -38,6 +38,7 @@ pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         rt::handle_signals(shutdown.clone());
         let name = def.name.clone();
         let services = rt::tasks::Services::deployed(program);
+        services.warm_detectors_for(&def.queues);
         let registry = Arc::new(Registry::builtin());
         rt::serve::serve(
             connector,

@@ -186,6 +186,24 @@ impl Engines {
         self.entries.is_empty()
     }
 
+    /// Starts the serve-mode programs' processes now, so their models load before the first
+    /// recording; a program that cannot start is logged (its first request will say why).
+    pub fn warm(&self) {
+        for (d, e) in &self.entries {
+            if let Engine::Command(c) = e {
+                match c.warm() {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(detector = %d.name, processes = n, "started ahead of the first recording")
+                    }
+                    Err(e) => {
+                        tracing::warn!(detector = %d.name, error = %e, "could not start ahead of the first recording")
+                    }
+                }
+            }
+        }
+    }
+
     /// Stops every engine's processes.
     pub async fn shutdown(&self) {
         for (_, e) in &self.entries {

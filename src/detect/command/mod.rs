@@ -97,6 +97,15 @@ impl CommandDetector {
         }
     }
 
+    /// Serve mode: starts the program's processes now (one per slot), so the model loads
+    /// before the first recording arrives; returns how many started. Nothing in per-file mode.
+    pub fn warm(&self) -> Result<usize, DetectError> {
+        match self.runner.as_ref() {
+            Runner::Serve(pool) => pool.warm(&self.config),
+            Runner::PerFile(_) => Ok(0),
+        }
+    }
+
     /// What the program announced on its first line (serve mode), once a process has.
     pub async fn ready_info(&self) -> Option<Ready> {
         match self.runner.as_ref() {

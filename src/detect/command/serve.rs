@@ -170,6 +170,33 @@ impl Pool {
         }
     }
 
+    /// Starts processes until `slots` run (unless the pool is shut down or backing off), so
+    /// the first requests do not wait for the program to load its model. A process started so
+    /// has not answered yet: its first request's deadline still includes the start-up time.
+    pub(super) fn warm(&self, config: &Config) -> Result<usize, DetectError> {
+        let mut started = 0;
+        loop {
+            {
+                let state = self.lock();
+                let running =
+                    self.size as usize - self.slots.available_permits() + state.idle.len();
+                if state.closed || running >= self.size as usize {
+                    return Ok(started);
+                }
+            }
+            let process = self.start(config)?;
+            let mut state = self.lock();
+            if state.closed {
+                drop(state);
+                // Shut down meanwhile: kill_on_drop ends it.
+                drop(process);
+                return Ok(started);
+            }
+            state.idle.push(process);
+            started += 1;
+        }
+    }
+
     /// An idle process, if any; `None` once the pool is shut down.
     fn take_idle(&self) -> Option<Option<Process>> {
         let mut state = self.lock();

@@ -120,6 +120,20 @@ impl Services {
         }))
     }
 
+    /// Starts the detector programs ahead of the first `detect` task when `queues` (a worker's)
+    /// include that task's queue: a deployed detection worker loads its models at start.
+    pub fn warm_detectors_for(&self, queues: &[String]) {
+        let program = &self.program;
+        let detects = program
+            .tasks
+            .iter()
+            .find(|t| t.name == tasks::DETECT)
+            .is_some_and(|t| queues.contains(&t.queue));
+        if detects && !program.detectors.is_empty() {
+            self.engines().warm();
+        }
+    }
+
     /// Stops what the services keep running (detector processes). Call once, when the
     /// worker has stopped taking tasks.
     pub async fn shutdown(&self) {
