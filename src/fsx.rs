@@ -75,6 +75,24 @@ fn parent_dir(path: &Utf8Path) -> &Utf8Path {
     }
 }
 
+/// Takes an exclusive advisory lock on `path` (created, with its directory, when missing),
+/// waiting while another process or thread holds it. The lock is held until the returned file
+/// is dropped, and released by the kernel if the process dies.
+pub fn lock_exclusive(path: &Utf8Path) -> Result<std::fs::File, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the lock file {path}: {e}"))?;
+    file.lock()
+        .map_err(|e| format!("cannot lock {path}: {e}"))?;
+    Ok(file)
+}
+
 /// Makes a rename in `dir` durable; best effort, since not every file system lets a directory
 /// be fsynced.
 pub fn sync_dir(dir: &Utf8Path) {

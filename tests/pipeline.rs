@@ -6,8 +6,11 @@
 //! The detection worker analyses the recordings: each model output belongs to a stored
 //! recording, no recording is analysed twice, and the synthetic sweeps are found.
 //!
-//! As the pipeline stages land (file management, messaging) this test grows with them: today
-//! a `manage-files` task is dead-lettered as unknown, and only the stages still to come may be.
+//! The default worker manages the files: every recording is kept (no saving rules) in a date
+//! folder, and the store points at it.
+//!
+//! As the pipeline stages land (messaging) this test grows with them: only the stages still to
+//! come (`runtime::tasks::NOT_YET_HANDLED`) may be dead-lettered, as unknown tasks.
 
 mod common;
 
@@ -73,18 +76,27 @@ impl Drop for Processes {
     }
 }
 
-fn wavs(dir: &Utf8Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".wav"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// The WAV files under `dirs` (recursively; hidden partial files skipped), sorted.
+fn wavs(dirs: &[&Utf8Path]) -> Vec<camino::Utf8PathBuf> {
+    let mut out = Vec::new();
+    let mut todo: Vec<camino::Utf8PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = dir.read_dir_utf8() else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.into_path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension() == Some("wav")
+                && !path.file_name().is_some_and(|n| n.starts_with('.'))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
@@ -144,6 +156,8 @@ workers {{
     )
     .expect("program.json parses");
     let staging = program.paths.staging.clone();
+    let recordings = program.paths.recordings.clone();
+    let all = || wavs(&[&staging, &recordings]);
 
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).expect("log dir");
@@ -172,11 +186,11 @@ workers {{
             .map(|o| o.len())
             .unwrap_or(0)
     };
-    while wavs(&staging).len() < 6 || analysed() < 2 {
+    while all().len() < 6 || analysed() < 2 || wavs(&[&recordings]).is_empty() {
         assert!(
             Instant::now() < deadline,
-            "six recordings, two of them analysed, did not appear in a minute: {:?}, {} analysed",
-            wavs(&staging),
+            "six recordings, two of them analysed, one kept, did not appear in a minute: {:?}, {} analysed",
+            all(),
             analysed()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -198,8 +212,9 @@ workers {{
         );
     }
 
-    // Every WAV in staging is stored exactly once, under the deployment file's deployment.
-    let files = wavs(&staging);
+    // Every WAV, staged or kept, is stored exactly once, under the deployment file's
+    // deployment, with the path where it is now.
+    let files = all();
     let store = Store::open_read_only(&program.paths.metadata).expect("the store exists");
     let info = store.info().expect("info");
     assert!(info.is_ok(), "integrity: {info:?}");
@@ -212,7 +227,7 @@ workers {{
         "rows {:#?}\nfiles {files:#?}",
         rows.iter().map(|r| &r.recording.path).collect::<Vec<_>>()
     );
-    let mut stored: Vec<String> = rows
+    let mut stored: Vec<camino::Utf8PathBuf> = rows
         .iter()
         .map(|r| {
             let path = r.recording.path.as_ref().expect("a path");
@@ -220,7 +235,12 @@ workers {{
             assert_eq!(r.recording.deployment.id.to_string(), deployment_id);
             assert_eq!(r.recording.deployment.name, "north hedge");
             assert!(r.task_id.is_some(), "each row names the task that made it");
-            path.file_name().expect("file name").to_owned()
+            if path.starts_with(&recordings) {
+                // Kept by manage-files (no saving rules: everything is kept) in a date folder.
+                let day = r.recording.created_on.strftime("%Y/%m/%d").to_string();
+                assert_eq!(path.parent(), Some(recordings.join(day).as_path()));
+            }
+            path.clone()
         })
         .collect();
     stored.sort();

@@ -75,6 +75,11 @@ impl State<'_> {
         self.0.join("heartbeat.json")
     }
 
+    /// The lock `manage-files` holds while it runs, so two runs never move the same file.
+    pub fn manage_files_lock(&self) -> Utf8PathBuf {
+        self.0.join("manage-files.lock")
+    }
+
     /// The recording tally (files, overruns, the last file), read by heartbeats.
     pub fn recording_tally(&self) -> Utf8PathBuf {
         self.0.join("recording.json")

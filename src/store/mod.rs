@@ -18,6 +18,7 @@ mod outputs;
 mod query;
 mod recordings;
 mod schema;
+mod staging;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub use outputs::OutputSummary;
 pub use query::{Filter, FoundDetection};
 pub use recordings::{Inserted, StoredRecording};
 pub use schema::SCHEMA_VERSION;
+pub use staging::DetectionState;
 
 /// How long a statement waits for another process's lock before giving up.
 ///

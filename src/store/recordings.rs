@@ -105,41 +105,49 @@ impl Store {
         raw.map(|r| r.decode(self)).transpose()
     }
 
-    /// Records that the audio of recording `id` now lives at `path` (acoupi's `recording.path`).
+    /// Records that the audio of recording `id` now lives at `path` (acoupi's `recording.path`);
+    /// in the same transaction, it stops waiting in staging.
     pub fn set_recording_path(&mut self, id: Uuid, path: &Utf8Path) -> Result<(), Error> {
-        let changed = self
-            .conn
-            .execute(
-                "UPDATE recording SET path = ?1 WHERE id = ?2",
-                params![path.as_str(), id.as_bytes().as_slice()],
-            )
-            .map_err(|e| self.error(e))?;
-        self.found(changed, id)
+        self.update_and_unpend(
+            id,
+            "UPDATE recording SET path = ?2 WHERE id = ?1",
+            path.as_str().to_owned(),
+        )
     }
 
     /// Records that the audio of recording `id` was deleted at `when`. The row stays (acoupi
-    /// never deletes rows), with its last path.
+    /// never deletes rows), with its last path; in the same transaction, it stops waiting in
+    /// staging.
     pub fn mark_recording_deleted(&mut self, id: Uuid, when: Timestamp) -> Result<(), Error> {
-        let changed = self
-            .conn
-            .execute(
-                "INSERT INTO acoupi_rs_recording (recording_id, deleted_on)
-                 SELECT id, ?2 FROM recording WHERE id = ?1
-                 ON CONFLICT (recording_id) DO UPDATE SET deleted_on = excluded.deleted_on",
-                params![id.as_bytes().as_slice(), isotime::isoformat(when)],
-            )
-            .map_err(|e| self.error(e))?;
-        self.found(changed, id)
+        self.update_and_unpend(
+            id,
+            "INSERT INTO acoupi_rs_recording (recording_id, deleted_on)
+             SELECT id, ?2 FROM recording WHERE id = ?1
+             ON CONFLICT (recording_id) DO UPDATE SET deleted_on = excluded.deleted_on",
+            isotime::isoformat(when),
+        )
     }
 
-    fn found(&self, changed: usize, id: Uuid) -> Result<(), Error> {
+    /// Runs `sql` (parameters: the id, `value`) and removes the recording from the pending
+    /// list, in one transaction; an unknown id changes nothing and is an error.
+    fn update_and_unpend(&mut self, id: Uuid, sql: &str, value: String) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = |e| super::classify(&path, e);
+        let key = id.as_bytes().as_slice();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let changed = tx.execute(sql, params![key, value]).map_err(err)?;
         if changed == 0 {
-            return Err(Error::UnknownRecording {
-                path: self.path.clone(),
-                id,
-            });
+            return Err(Error::UnknownRecording { path, id });
         }
-        Ok(())
+        tx.execute(
+            "DELETE FROM acoupi_rs_pending WHERE recording_id = ?1",
+            [key],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
     }
 }
 

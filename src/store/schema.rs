@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{Error, classify};
 
 /// Our schema version: the last migration this binary knows.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The `user_version` acoupi 0.8 sets (and rewrites on every open).
 pub(super) const ACOUPI_USER_VERSION: i64 = 1;
@@ -117,6 +117,27 @@ CREATE TABLE IF NOT EXISTS acoupi_rs_model_output (
 );
 ";
 
+/// Version 3: what file management needs. `acoupi_rs_pending` lists the recordings waiting in
+/// staging (so a run never scans acoupi's `recording` table), `acoupi_rs_detection_failure`
+/// the detectors that failed for good on a recording (kept, never deleted unseen), and indexes
+/// on `recording.path` and our `staged_path` find the row of a staged file.
+const FILE_MANAGEMENT: &str = "
+CREATE TABLE IF NOT EXISTS acoupi_rs_pending (
+    recording_id BLOB PRIMARY KEY REFERENCES recording(id)
+);
+
+CREATE TABLE IF NOT EXISTS acoupi_rs_detection_failure (
+    recording_id BLOB NOT NULL REFERENCES recording(id),
+    detector TEXT NOT NULL,
+    error TEXT NOT NULL,
+    failed_on TEXT NOT NULL,
+    PRIMARY KEY (recording_id, detector)
+);
+
+CREATE INDEX IF NOT EXISTS acoupi_rs_recording_path ON recording (path);
+CREATE INDEX IF NOT EXISTS acoupi_rs_recording_staged_path ON acoupi_rs_recording (staged_path);
+";
+
 /// One forward step. Its SQL must be safe to run again on a file that already has it.
 struct Migration {
     /// The schema version after this step.
@@ -133,6 +154,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: OUR_TABLES,
+    },
+    Migration {
+        version: 3,
+        sql: FILE_MANAGEMENT,
     },
 ];
 

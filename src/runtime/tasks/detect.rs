@@ -29,9 +29,47 @@ pub(super) fn run(ctx: TaskContext, args: Vec<Json>, _kwargs: Map<String, Json>)
                     .into(),
             )
         })?;
-        let detected = detect(&ctx.services, recorded).await?;
-        serde_json::to_value(&detected).map_err(|e| TaskError::Permanent(e.to_string()))
+        let id = recorded.id.clone();
+        match run_detectors(&ctx.services, recorded).await {
+            Ok(detected) => {
+                serde_json::to_value(&detected).map_err(|e| TaskError::Permanent(e.to_string()))
+            }
+            Err((error, detector)) => {
+                if is_final(&ctx, &error) {
+                    record_failure(&ctx.services, &id, &detector, &error).await;
+                }
+                Err(error)
+            }
+        }
     })
+}
+
+/// Whether `error` ends this task for good: a permanent failure, or a transient one on the
+/// last retry.
+fn is_final(ctx: &TaskContext, error: &TaskError) -> bool {
+    let retries = ctx
+        .program()
+        .tasks
+        .iter()
+        .find(|t| t.name == crate::spec::tasks::DETECT)
+        .map_or(0, |t| t.retries);
+    matches!(error, TaskError::Permanent(_)) || ctx.retries >= retries
+}
+
+/// Records in the store that `detector` failed for good on recording `id`, so file
+/// management keeps the recording unanalysed instead of waiting for it (best effort: the
+/// task's own error is what matters).
+async fn record_failure(services: &Arc<Services>, id: &str, detector: &str, error: &TaskError) {
+    let Ok(uuid) = id.parse::<Uuid>() else {
+        return;
+    };
+    let (detector, message) = (detector.to_owned(), error.to_string());
+    if let Err(e) = services
+        .with_store(move |s, _| s.record_detection_failure(uuid, &detector, &message))
+        .await
+    {
+        tracing::warn!(recording = id, error = %e, "could not record the detection failure");
+    }
 }
 
 /// Runs every detector of the program on `recorded` and stores their outputs.
@@ -39,17 +77,31 @@ pub(crate) async fn detect(
     services: &Arc<Services>,
     recorded: Recorded,
 ) -> Result<Detected, TaskError> {
+    run_detectors(services, recorded).await.map_err(|(e, _)| e)
+}
+
+/// [`detect`], with the name of the detector a failure came from (`detect` itself when no
+/// detector ran).
+async fn run_detectors(
+    services: &Arc<Services>,
+    recorded: Recorded,
+) -> Result<Detected, (TaskError, String)> {
+    let whole = |e: TaskError| (e, "detect".to_owned());
     let id: Uuid = recorded.id.parse().map_err(|e| {
-        TaskError::Permanent(format!("recording id `{}` is not a UUID: {e}", recorded.id))
+        whole(TaskError::Permanent(format!(
+            "recording id `{}` is not a UUID: {e}",
+            recorded.id
+        )))
     })?;
     let recording = services
         .with_store(move |store, _| store.recording(id))
-        .await?
+        .await
+        .map_err(whole)?
         .ok_or_else(|| {
-            TaskError::Permanent(format!(
+            whole(TaskError::Permanent(format!(
                 "recording `{id}` ({}) is not in the metadata store",
                 recorded.path
-            ))
+            )))
         })?
         .recording;
     let engines = services.engines();
@@ -60,7 +112,8 @@ pub(crate) async fn detect(
             let name = name.clone();
             services
                 .with_store(move |store, _| store.output_summary(id, &name))
-                .await?
+                .await
+                .map_err(whole)?
         };
         let summary = match earlier {
             Some(s) => {
@@ -73,12 +126,13 @@ pub(crate) async fn detect(
                 let started = std::time::Instant::now();
                 let events = engine.detect(&request).await.map_err(|e| {
                     let message = describe(&e, &name, &recorded);
-                    match e {
+                    let error = match e {
                         DetectError::Unreadable(_) | DetectError::Refused(_) => {
                             TaskError::Permanent(message)
                         }
                         DetectError::Failed(_) => TaskError::Transient(message),
-                    }
+                    };
+                    (error, name.clone())
                 })?;
                 let output = detect::output::model_output(
                     &name,
@@ -99,7 +153,8 @@ pub(crate) async fn detect(
                 );
                 services
                     .with_store(move |store, _| store.insert_model_output(&output))
-                    .await?;
+                    .await
+                    .map_err(whole)?;
                 summary
             }
         };

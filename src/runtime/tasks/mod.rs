@@ -8,6 +8,7 @@
 pub(crate) mod deployment;
 pub(crate) mod detect;
 mod heartbeat;
+pub(crate) mod manage_files;
 mod noop;
 pub(crate) mod record;
 mod services;
@@ -76,7 +77,7 @@ pub type Handler =
 /// Tasks the compiler emits whose handlers are pipeline stages still being built (detection,
 /// file management, messaging): a worker dead-letters them as unknown. This list only
 /// shrinks; a test fails when a task the compiler emits is neither handled nor listed here.
-pub const NOT_YET_HANDLED: [&str; 3] = [tasks::MANAGE_FILES, tasks::SEND_MESSAGES, tasks::SUMMARY];
+pub const NOT_YET_HANDLED: [&str; 2] = [tasks::SEND_MESSAGES, tasks::SUMMARY];
 
 /// Named handlers.
 #[derive(Clone)]
@@ -100,6 +101,7 @@ impl Registry {
         registry.insert(tasks::HEARTBEAT, heartbeat::run);
         registry.insert(tasks::RECORD, record::run);
         registry.insert(tasks::DETECT, detect::run);
+        registry.insert(tasks::MANAGE_FILES, manage_files::run);
         registry
     }
 

@@ -80,8 +80,9 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
     })
 }
 
-/// Stores `recorded` under `deployment` in the metadata store (idempotent per task id). On
-/// failure the file stays in staging, named in the error, so no audio is lost.
+/// Stores `recorded` under `deployment` in the metadata store (idempotent per task id), waiting
+/// in staging for file management. On failure the file stays in staging, named in the error,
+/// so no audio is lost.
 pub(crate) async fn store(
     services: &Arc<Services>,
     recorded: &Recorded,
@@ -92,9 +93,14 @@ pub(crate) async fn store(
         TaskError::Permanent(format!("recording id `{}` is not a UUID: {e}", recorded.id))
     })?;
     services
-        .with_store(move |store, _| store.insert_recording(&row, task_id.as_deref()))
+        .with_store(move |store, _| {
+            let inserted = store.insert_recording(&row, task_id.as_deref())?;
+            if inserted.created {
+                store.mark_pending(inserted.id)?;
+            }
+            Ok(())
+        })
         .await
-        .map(drop)
         .map_err(|e| {
             tracing::error!(path = %recorded.path, error = %e, "the recording was kept in staging but could not be stored");
             e

@@ -1,0 +1,434 @@
+//! `manage-files`: staged recordings kept in date folders or deleted, by the saving rules.
+//!
+//! In: nothing but the process's services (scheduled), or the result of the recording's
+//! `detect` (or `record`) run that prompted it; every run manages every pending recording.
+//! Out: a [`Report`] of what was kept, deleted, left waiting and adopted.
+//!
+//! A run holds an exclusive lock on the home's state directory, so two runs (two task slots,
+//! two processes) never move the same file. In order:
+//! 1. **Recovery.** Partial copies (`.NAME.part`) a killed run left under `paths.recordings`
+//!    are removed.
+//! 2. **Staging scan.** Each WAV in `paths.staging` is matched with its store row. A file of a
+//!    recording already kept or deleted (a run killed between updating the store and removing
+//!    the source) is removed once its kept copy is confirmed. A file with no row (a crash
+//!    between writing the file and storing it) is adopted from its GUANO metadata, stored
+//!    under the current deployment and analysed here, then managed like the others.
+//! 3. **Decision.** A recording whose detectors have all stored an output is kept or deleted
+//!    by the saving rules; one still waiting for detection stays in staging; one whose
+//!    detection failed for good (or that waited past every retry's time limit) is kept in
+//!    the `unanalysed` folder, never deleted unseen.
+//! 4. **Moves.** A kept file is copied to `paths.recordings/<folder>/<name>`, fsynced and
+//!    renamed, the store updated, then the staged file removed: killed at any point, the next
+//!    run finishes the move. A deleted file's row stays, marked deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use super::{Services, TaskContext, TaskError, TaskFuture};
+use crate::files::moving;
+use crate::files::saving::{self, Decision, Facts, UNANALYSED_FOLDER};
+use crate::runtime::beat::schedule::Clock;
+use crate::spec::layout::State;
+use crate::spec::payload::Recorded;
+use crate::spec::tasks;
+use crate::store::{DetectionState, StoredRecording};
+
+/// A staged WAV with no store row is adopted only when it is at least this old: a younger
+/// one is probably being stored by the task that just wrote it.
+const ADOPT_AFTER: Duration = Duration::from_secs(120);
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Report {
+    /// Recordings moved to `paths.recordings`.
+    pub kept: u32,
+    /// Recordings whose audio was deleted.
+    pub deleted: u32,
+    /// Recordings kept in the `unanalysed` folder because detection failed for good.
+    pub unanalysed: u32,
+    /// Recordings still waiting for their detectors.
+    pub waiting: u32,
+    /// Staged files with no store row, adopted.
+    pub adopted: u32,
+    /// Staged copies of recordings already kept or deleted, removed.
+    pub leftovers: u32,
+    /// Partial copies removed from `paths.recordings`.
+    pub partials: u32,
+}
+
+pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
+    Box::pin(async move {
+        let report = manage(&ctx.services).await?;
+        serde_json::to_value(&report).map_err(|e| TaskError::Permanent(e.to_string()))
+    })
+}
+
+/// Manages every staged recording once; see the module docs.
+pub(crate) async fn manage(services: &Arc<Services>) -> Result<Report, TaskError> {
+    let program = Arc::clone(&services.program);
+    let lock_path = State(&program.paths.state).manage_files_lock();
+    let _lock = blocking(move || crate::fsx::lock_exclusive(&lock_path).map_err(transient)).await?;
+    let mut report = Report::default();
+    let recordings = program.paths.recordings.clone();
+    report.partials = blocking(move || {
+        moving::sweep_partials(&recordings, None)
+            .map(|removed| removed.len() as u32)
+            .map_err(|e| transient(e.to_string()))
+    })
+    .await?;
+    scan_staging(services, &mut report).await?;
+    let clock = Clock::new(&program.timezone, program.location)
+        .map_err(|e| TaskError::Permanent(format!("the program's clock: {e}")))?;
+    let pending = services.with_store(|s, _| s.pending_recordings()).await?;
+    let now = services.clock.now();
+    for stored in pending {
+        let id = stored.recording.id;
+        let every = program
+            .saving
+            .rules
+            .iter()
+            .any(|r| matches!(r, crate::spec::SaveRule::Every { .. }));
+        let (state, ordinal) = services
+            .with_store(move |s, _| {
+                let ordinal = if every { s.ordinal(id)? } else { 0 };
+                Ok((s.detection_state(id)?, ordinal))
+            })
+            .await?;
+        match outcome(services, &clock, &stored, &state, ordinal, now) {
+            Outcome::Wait => report.waiting += 1,
+            Outcome::Keep { folder, why } => {
+                keep(services, &stored, &folder, &why).await?;
+                if folder.starts_with(UNANALYSED_FOLDER) {
+                    report.unanalysed += 1;
+                } else {
+                    report.kept += 1;
+                }
+            }
+            Outcome::Delete(why) => {
+                delete(services, &stored, &why).await?;
+                report.deleted += 1;
+            }
+        }
+    }
+    if report != Report::default() {
+        tracing::info!(?report, "managed staged recordings");
+    }
+    Ok(report)
+}
+
+/// What to do with one pending recording.
+enum Outcome {
+    Wait,
+    Keep { folder: Utf8PathBuf, why: String },
+    Delete(String),
+}
+
+fn outcome(
+    services: &Services,
+    clock: &Clock,
+    stored: &StoredRecording,
+    state: &DetectionState,
+    ordinal: u64,
+    now: Timestamp,
+) -> Outcome {
+    let program = &services.program;
+    let r = &stored.recording;
+    let render = |prefix: Option<&str>| {
+        let folder = saving::folder(
+            &program.saving.folder,
+            clock.timezone(),
+            r.created_on,
+            &program.name,
+            &program.recording.microphone,
+        )
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "using the recording's date as its folder");
+            Utf8PathBuf::from(r.created_on.strftime("%Y-%m-%d").to_string())
+        });
+        match prefix {
+            Some(p) => Utf8PathBuf::from(p).join(folder),
+            None => folder,
+        }
+    };
+    let missing: Vec<&str> = program
+        .detectors
+        .iter()
+        .map(|d| d.name.as_str())
+        .filter(|name| {
+            !state.outputs.iter().any(|(n, _)| n == name)
+                && !state.failures.iter().any(|(n, _)| n == name)
+        })
+        .collect();
+    if let Some((detector, error)) = state.failures.first() {
+        return Outcome::Keep {
+            folder: render(Some(UNANALYSED_FOLDER)),
+            why: format!("detector `{detector}` failed for good: {error}"),
+        };
+    }
+    if !missing.is_empty() {
+        let waited = now.duration_since(r.created_on);
+        if waited.unsigned_abs() > stale_after(program) && waited.is_positive() {
+            return Outcome::Keep {
+                folder: render(Some(UNANALYSED_FOLDER)),
+                why: format!(
+                    "no result from {} after {:.0} s, past every retry's time limit",
+                    missing.join(", "),
+                    waited.as_secs_f64()
+                ),
+            };
+        }
+        return Outcome::Wait;
+    }
+    let facts = Facts {
+        start: r.created_on,
+        best: state.outputs.clone(),
+        ordinal,
+    };
+    match saving::decide(&program.saving, clock, &facts) {
+        Decision::Keep(why) => Outcome::Keep {
+            folder: render(None),
+            why,
+        },
+        Decision::Delete(why) => Outcome::Delete(why),
+    }
+}
+
+/// How long a recording may wait for its detectors before it counts as unanalysed: every
+/// delivery of `detect` at its time limit, and a quarter of an hour for the queue.
+fn stale_after(program: &crate::spec::Program) -> Duration {
+    let detect = program.tasks.iter().find(|t| t.name == tasks::DETECT);
+    let per_run = detect.map_or(0, |t| t.time_limit_ms);
+    let runs = detect.map_or(1, |t| u64::from(t.retries) + 1);
+    Duration::from_millis(per_run.saturating_mul(runs)) + Duration::from_secs(15 * 60)
+}
+
+/// Moves `stored`'s staged file into `folder` under `paths.recordings` and records its new
+/// path; the staged file is removed last.
+async fn keep(
+    services: &Arc<Services>,
+    stored: &StoredRecording,
+    folder: &Utf8Path,
+    why: &str,
+) -> Result<(), TaskError> {
+    let id = stored.recording.id;
+    let staging = &services.program.paths.staging;
+    let src = match stored.recording.path.clone() {
+        Some(src) if src.starts_with(staging) => src,
+        // Not in staging any more (moved by an earlier run): only the pending mark is left.
+        Some(elsewhere) => {
+            services
+                .with_store(move |s, _| s.set_recording_path(id, &elsewhere))
+                .await?;
+            return Ok(());
+        }
+        None => return Ok(()),
+    };
+    let dir = services.program.paths.recordings.join(folder);
+    let name = src.file_name().unwrap_or("recording.wav").to_owned();
+    let from = src.clone();
+    let placed = blocking(move || {
+        moving::place(&from, &dir, &name).map_err(|e| match e {
+            moving::MoveError::SourceMissing { .. } => TaskError::Permanent(e.to_string()),
+            other => TaskError::Transient(other.to_string()),
+        })
+    })
+    .await;
+    let placed = match placed {
+        Ok(p) => p,
+        Err(TaskError::Permanent(e)) => {
+            // The staged file is gone (removed by hand): the row says so, nothing to keep.
+            tracing::warn!(recording = %id, error = %e, "the staged file is missing");
+            let now = services.clock.now();
+            services
+                .with_store(move |s, _| s.mark_recording_deleted(id, now))
+                .await?;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let path = placed.path.clone();
+    services
+        .with_store(move |s, _| s.set_recording_path(id, &path))
+        .await?;
+    blocking(move || moving::remove_source(&src).map_err(|e| transient(e.to_string()))).await?;
+    tracing::info!(recording = %id, path = %placed.path, reason = why, "kept");
+    Ok(())
+}
+
+/// Deletes `stored`'s staged file; the row stays, marked deleted (first, so a crash leaves a
+/// file the next run removes, never a row pointing at nothing unmarked).
+async fn delete(
+    services: &Arc<Services>,
+    stored: &StoredRecording,
+    why: &str,
+) -> Result<(), TaskError> {
+    let id = stored.recording.id;
+    let now = services.clock.now();
+    services
+        .with_store(move |s, _| s.mark_recording_deleted(id, now))
+        .await?;
+    if let Some(src) = stored.recording.path.clone() {
+        blocking(move || moving::remove_source(&src).map_err(|e| transient(e.to_string()))).await?;
+    }
+    tracing::info!(recording = %id, reason = why, "deleted");
+    Ok(())
+}
+
+/// Matches the WAVs in staging with the store (see the module docs, step 2).
+async fn scan_staging(services: &Arc<Services>, report: &mut Report) -> Result<(), TaskError> {
+    let staging = services.program.paths.staging.clone();
+    let files = blocking(move || staged_wavs(&staging)).await?;
+    for (path, age) in files {
+        let at = path.clone();
+        let row = services
+            .with_store(move |s, _| s.recording_of_staged_file(&at))
+            .await?;
+        match row {
+            Some(r) if r.deleted_on.is_some() => {
+                remove_leftover(path, report).await?;
+            }
+            Some(r) if r.recording.path.as_ref() != Some(&path) => {
+                // Kept: the store points at the copy; the staged file is a leftover once the
+                // copy is there.
+                let kept = r.recording.path.clone();
+                if kept.as_ref().is_some_and(|k| k.exists()) {
+                    remove_leftover(path, report).await?;
+                }
+            }
+            Some(r) => {
+                let id = r.recording.id;
+                services.with_store(move |s, _| s.mark_pending(id)).await?;
+            }
+            None if age >= ADOPT_AFTER => {
+                adopt(services, &path).await?;
+                report.adopted += 1;
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+async fn remove_leftover(path: Utf8PathBuf, report: &mut Report) -> Result<(), TaskError> {
+    tracing::info!(path = %path, "removing the staged copy of a recording already managed");
+    blocking(move || moving::remove_source(&path).map_err(|e| transient(e.to_string()))).await?;
+    report.leftovers += 1;
+    Ok(())
+}
+
+/// Stores a staged file nothing stored, from its GUANO metadata and header, and analyses it.
+async fn adopt(services: &Arc<Services>, path: &Utf8Path) -> Result<(), TaskError> {
+    let file = path.to_owned();
+    let recorded = blocking(move || recorded_from_file(&file)).await;
+    let recorded = match recorded {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(path = %path, error = %e, "a staged file that is not a readable recording is left alone");
+            return Ok(());
+        }
+    };
+    tracing::warn!(path = %path, id = %recorded.id, "adopting a staged recording that was never stored");
+    let deployment = super::deployment::current(services).await?;
+    super::record::store(services, &recorded, deployment, None).await?;
+    let id: uuid::Uuid = recorded
+        .id
+        .parse()
+        .map_err(|e| TaskError::Permanent(format!("{e}")))?;
+    services.with_store(move |s, _| s.mark_pending(id)).await?;
+    if !services.program.detectors.is_empty()
+        && let Err(e) = super::detect::detect(services, recorded).await
+    {
+        tracing::warn!(path = %path, error = %e, "the adopted recording could not be analysed");
+        let message = e.to_string();
+        services
+            .with_store(move |s, _| s.record_detection_failure(id, "adoption", &message))
+            .await?;
+    }
+    Ok(())
+}
+
+/// What a staged file says about itself: GUANO `acoupi|Id`, `Timestamp`, `TE`, and the header.
+fn recorded_from_file(path: &Utf8Path) -> Result<Recorded, TaskError> {
+    let info = crate::audio::wav_reader::probe(path).map_err(|e| transient(e.to_string()))?;
+    let guano = crate::audio::wav::read_guano(path)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let field = |key: &str| {
+        guano.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_owned())
+        })
+    };
+    let te = field("TE")
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .unwrap_or(1.0);
+    let start = field("Timestamp")
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .or_else(|| {
+            let m = std::fs::metadata(path).ok()?.modified().ok()?;
+            Timestamp::try_from(m).ok()
+        })
+        .unwrap_or_else(Timestamp::now);
+    let samplerate = (f64::from(info.samplerate) * te).round() as u32;
+    Ok(Recorded {
+        id: field("acoupi|Id")
+            .filter(|i| i.parse::<uuid::Uuid>().is_ok())
+            .unwrap_or_else(|| crate::spec::data::new_id().to_string()),
+        path: path.to_owned(),
+        start: crate::spec::isotime::to_micros(start),
+        duration_s: info.frames as f64 / f64::from(samplerate.max(1)),
+        samplerate,
+        channels: info.channels,
+        frames: info.frames,
+        time_expansion: te,
+        overruns: 0,
+    })
+}
+
+/// The finished WAVs in `staging` (hidden `.part` files being written are skipped), with
+/// their age.
+fn staged_wavs(staging: &Utf8Path) -> Result<Vec<(Utf8PathBuf, Duration)>, TaskError> {
+    let entries = match staging.read_dir_utf8() {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(transient(format!("cannot list {staging}: {e}"))),
+    };
+    let now = std::time::SystemTime::now();
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| transient(format!("cannot list {staging}: {e}")))?;
+        let name = entry.file_name();
+        if name.starts_with('.') || !name.to_ascii_lowercase().ends_with(".wav") {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        out.push((entry.into_path(), age));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn transient(e: impl std::fmt::Display) -> TaskError {
+    TaskError::Transient(e.to_string())
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TaskError> + Send + 'static,
+) -> Result<T, TaskError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| TaskError::Transient(format!("the file thread failed: {e}")))?
+}

@@ -1,0 +1,151 @@
+//! Recordings waiting in staging for file management, and what their detectors made of them.
+//!
+//! In: recordings stored by the recorders (marked pending), detection failures, model outputs.
+//! Out: the pending recordings, oldest first, and each one's [`DetectionState`]: the best
+//! score per detector that stored an output and the detectors that failed for good. Keeping or deleting a recording ends its pending state
+//! (`set_recording_path`, `mark_recording_deleted`).
+//!
+//! The `acoupi_rs_pending` table holds only what waits, so a sensor with a million recordings
+//! reads a handful of rows per run; acoupi's `recording` table is never scanned.
+
+use camino::Utf8Path;
+use rusqlite::{OptionalExtension, params};
+use uuid::Uuid;
+
+use super::recordings::{RawRecording, SELECT};
+use super::{Error, Store, StoredRecording};
+use crate::spec::isotime;
+
+/// What the detectors made of one recording.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetectionState {
+    /// Each detector that stored an output, with its best detection score (`None` when it
+    /// found nothing), in detector name order.
+    pub outputs: Vec<(String, Option<f64>)>,
+    /// Each detector that failed for good on it, with the error.
+    pub failures: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Marks recording `id` as waiting in staging for file management.
+    pub fn mark_pending(&mut self, id: Uuid) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO acoupi_rs_pending (recording_id) VALUES (?1) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute([id.as_bytes().as_slice()]))
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
+    /// The recordings waiting in staging, oldest first.
+    pub fn pending_recordings(&self) -> Result<Vec<StoredRecording>, Error> {
+        let sql = format!(
+            "{SELECT} JOIN acoupi_rs_pending AS p ON p.recording_id = r.id ORDER BY r.datetime"
+        );
+        let mut raw = Vec::new();
+        {
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.error(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+                raw.push(RawRecording::read(row).map_err(|e| self.error(e))?);
+            }
+        }
+        raw.into_iter().map(|r| r.decode(self)).collect()
+    }
+
+    /// The recording whose audio is, or was first written, at `path`: how file management
+    /// matches a staged file with its row, before and after the row was moved on.
+    pub fn recording_of_staged_file(
+        &self,
+        path: &Utf8Path,
+    ) -> Result<Option<StoredRecording>, Error> {
+        let sql = format!("{SELECT} WHERE r.path = ?1 OR x.staged_path = ?1 LIMIT 1");
+        let raw = self
+            .conn
+            .query_row(&sql, [path.as_str()], RawRecording::read)
+            .optional()
+            .map_err(|e| self.error(e))?;
+        raw.map(|r| r.decode(self)).transpose()
+    }
+
+    /// How many recordings wait in staging.
+    pub fn pending_count(&self) -> Result<u64, Error> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM acoupi_rs_pending", [], |r| r.get(0))
+            .map_err(|e| self.error(e))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Records that `detector` failed for good on recording `id` (kept by file management in
+    /// the `unanalysed` folder). The first failure of a detector is kept.
+    pub fn record_detection_failure(
+        &mut self,
+        id: Uuid,
+        detector: &str,
+        error: &str,
+    ) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO acoupi_rs_detection_failure (recording_id, detector, error, failed_on)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id.as_bytes().as_slice(),
+                    detector,
+                    error,
+                    isotime::isoformat(jiff::Timestamp::now())
+                ])
+            })
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
+    /// What the detectors made of recording `id`.
+    pub fn detection_state(&self, id: Uuid) -> Result<DetectionState, Error> {
+        let key = id.as_bytes().as_slice();
+        let run = || -> rusqlite::Result<DetectionState> {
+            let mut state = DetectionState::default();
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT mo.model_name, MAX(d.detection_score) FROM model_output AS mo
+                 LEFT JOIN detection AS d ON d.model_output_id = mo.id
+                 WHERE mo.recording_id = ?1 GROUP BY mo.model_name ORDER BY mo.model_name",
+            )?;
+            let mut rows = stmt.query([key])?;
+            while let Some(row) = rows.next()? {
+                state.outputs.push((row.get(0)?, row.get(1)?));
+            }
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT detector, error FROM acoupi_rs_detection_failure WHERE recording_id = ?1
+                 ORDER BY detector",
+            )?;
+            let mut rows = stmt.query([key])?;
+            while let Some(row) = rows.next()? {
+                state.failures.push((row.get(0)?, row.get(1)?));
+            }
+            Ok(state)
+        };
+        run().map_err(|e| self.error(e))
+    }
+
+    /// How many recordings of recording `id`'s deployment started before it (for `keep-if
+    /// every`; it reads the deployment's recordings, so it is asked only when that rule is
+    /// used).
+    pub fn ordinal(&self, id: Uuid) -> Result<u64, Error> {
+        let n: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM recording AS o, recording AS r
+                 WHERE r.id = ?1 AND o.deployment_id = r.deployment_id
+                   AND o.datetime < r.datetime",
+            )
+            .and_then(|mut s| {
+                s.query_row([id.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.error(e))?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+}

@@ -1,0 +1,308 @@
+//! The `manage-files` task through the built-in registry, with staging on a real tmpfs
+//! (`/dev/shm`) and storage on disk, so every move crosses file systems: kept recordings land
+//! in date folders with the store pointing at them, the rest are deleted with their rows
+//! marked, recordings waiting for detection stay, failed ones are kept unanalysed, orphans are
+//! adopted, and a move interrupted at either crash point is finished by the next run.
+
+mod common;
+
+use std::sync::Arc;
+
+use acoupi::files::moving;
+use acoupi::runtime::tasks::{Registry, Services, TaskContext};
+use acoupi::spec::Program;
+use acoupi::spec::payload::Recorded;
+use acoupi::store::{Filter, Store, StoredRecording};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::Value as Json;
+
+/// A staging directory on `/dev/shm`, removed when dropped.
+struct Tmpfs(Utf8PathBuf);
+
+impl Tmpfs {
+    fn new() -> Tmpfs {
+        let shm = Utf8Path::new("/dev/shm");
+        assert!(shm.is_dir(), "/dev/shm (a tmpfs) is needed as staging");
+        let dir = shm.join(format!("acoupi-test-{}", common::runtime::unique("mf")));
+        std::fs::create_dir_all(&dir).expect("mkdir on /dev/shm");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The program: synthetic bat-like sweeps, a detector on `band`, and `saving`.
+fn program(dir: &Utf8Path, staging: &Utf8Path, band: &str, saving: &str) -> Arc<Program> {
+    let manifest = format!(
+        r#"program "files"
+microphone "m" {{
+    synthetic "sweep" from="80kHz" to="40kHz" length="5ms" every="100ms" amplitude=0.5
+    samplerate "192kHz"
+}}
+recording {{
+    duration "300ms"
+    interval "2s"
+}}
+detector "bats" kind="band-energy" {{
+    band {band}
+    threshold 0.3
+}}
+{saving}
+"#
+    );
+    let mut program = common::runtime::program(&manifest);
+    program.home = dir.join("home");
+    program.paths.staging = staging.to_owned();
+    program.paths.recordings = dir.join("recordings");
+    program.paths.metadata = dir.join("metadata.db");
+    program.paths.messages = dir.join("messages.db");
+    program.paths.state = dir.join("home/state");
+    Arc::new(program)
+}
+
+const BATS: &str = r#"low="30kHz" high="90kHz""#;
+const NOTHING: &str = r#"low="5kHz" high="10kHz""#;
+const KEEP_DETECTIONS: &str = "saving {\n    keep-if detection min-score=0.3\n    folder \"{date:%Y}/{date:%m}/{date:%d}\"\n}";
+
+async fn run(services: &Arc<Services>, task: &str, task_id: &str, args: Vec<Json>) -> Json {
+    let handler = Registry::builtin().get(task).expect("a built-in handler");
+    let ctx = TaskContext {
+        services: Arc::clone(services),
+        task_id: task_id.into(),
+        retries: 0,
+        worker: "test".into(),
+    };
+    handler(ctx, args, serde_json::Map::new())
+        .await
+        .unwrap_or_else(|e| panic!("{task} failed: {e}"))
+}
+
+async fn record(services: &Arc<Services>, id: &str) -> Recorded {
+    serde_json::from_value(run(services, "record", id, Vec::new()).await).expect("a Recorded")
+}
+
+async fn record_and_detect(services: &Arc<Services>, id: &str) -> Recorded {
+    let r = record(services, id).await;
+    run(
+        services,
+        "detect",
+        id,
+        vec![serde_json::to_value(&r).expect("json")],
+    )
+    .await;
+    r
+}
+
+async fn manage(services: &Arc<Services>) -> Json {
+    run(services, "manage-files", "mf", Vec::new()).await
+}
+
+fn stored(program: &Program) -> Vec<StoredRecording> {
+    Store::open_read_only(&program.paths.metadata)
+        .expect("store")
+        .recordings(&Filter::default())
+        .expect("recordings")
+}
+
+fn wavs(dir: &Utf8Path) -> Vec<Utf8PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = d.read_dir_utf8() else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.into_path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The date folder a recording starting at `r.start` goes to (the program's timezone is UTC).
+fn date_folder(r: &Recorded) -> String {
+    r.start.strftime("%Y/%m/%d").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_with_detections_are_kept_in_date_folders_and_the_rest_deleted() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
+    let r = record_and_detect(&services, "r1").await;
+    let report = manage(&services).await;
+    assert_eq!(report["kept"], 1, "{report}");
+    let kept = dir
+        .join("recordings")
+        .join(date_folder(&r))
+        .join(r.path.file_name().expect("a name"));
+    assert_eq!(wavs(&dir.join("recordings")), std::slice::from_ref(&kept));
+    assert!(wavs(&shm.0).is_empty(), "staging is empty");
+    let rows = stored(&services.program);
+    assert_eq!(rows[0].recording.path.as_ref(), Some(&kept));
+    assert_eq!(rows[0].staged_path.as_ref(), Some(&r.path));
+    assert_eq!(
+        std::fs::metadata(&kept).expect("kept").len(),
+        (r.frames * 2) as u64 + 44 + {
+            let guano = acoupi::audio::wav::read_guano(&kept)
+                .expect("guano")
+                .expect("some");
+            (8 + guano.len() + guano.len() % 2) as u64
+        },
+        "the whole file was copied"
+    );
+    // A second run has nothing left to do.
+    let again = manage(&services).await;
+    assert_eq!(
+        (again["kept"].as_u64(), again["deleted"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // A detector that hears nothing: the recording is deleted, its row marked.
+    let (_d2, dir2) = common::tempdir();
+    let shm2 = Tmpfs::new();
+    let services = Services::new(program(&dir2, &shm2.0, NOTHING, KEEP_DETECTIONS));
+    let r = record_and_detect(&services, "r2").await;
+    let report = manage(&services).await;
+    assert_eq!(report["deleted"], 1, "{report}");
+    assert!(!r.path.exists() && wavs(&shm2.0).is_empty());
+    assert!(wavs(&dir2.join("recordings")).is_empty());
+    let rows = stored(&services.program);
+    assert!(rows[0].deleted_on.is_some(), "{:?}", rows[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_recordings_stay_and_failed_ones_are_kept_unanalysed() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, NOTHING, KEEP_DETECTIONS));
+    let r = record(&services, "r1").await;
+    let report = manage(&services).await;
+    assert_eq!(report["waiting"], 1, "{report}");
+    assert!(r.path.exists(), "still staged while detection is due");
+    // Detection fails for good: the recording is never deleted unseen.
+    let id = r.id.parse().expect("uuid");
+    Store::open(&services.program.paths.metadata)
+        .expect("store")
+        .record_detection_failure(id, "bats", "the model crashed")
+        .expect("recorded");
+    let report = manage(&services).await;
+    assert_eq!(report["unanalysed"], 1, "{report}");
+    let kept = dir
+        .join("recordings/unanalysed")
+        .join(date_folder(&r))
+        .join(r.path.file_name().expect("name"));
+    assert_eq!(wavs(&dir.join("recordings")), [kept]);
+    assert!(wavs(&shm.0).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_file_nothing_stored_is_adopted_analysed_and_kept() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
+    // A recording made by another home's recorder: a WAV with GUANO, never stored here.
+    let (_o, other) = common::tempdir();
+    let other_shm = Tmpfs::new();
+    let donor = Services::new(program(&other, &other_shm.0, BATS, KEEP_DETECTIONS));
+    let r = record(&donor, "donor").await;
+    let orphan = shm.0.join(r.path.file_name().expect("name"));
+    std::fs::copy(&r.path, &orphan).expect("copy");
+    // Young files may still be being stored by their recorder: left alone.
+    let report = manage(&services).await;
+    assert_eq!(report["adopted"], 0, "{report}");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .expect("open")
+        .set_modified(old)
+        .expect("age it");
+    let report = manage(&services).await;
+    assert_eq!(
+        (report["adopted"].as_u64(), report["kept"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    let rows = stored(&services.program);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].recording.id.to_string(),
+        r.id,
+        "the GUANO id is kept"
+    );
+    let outputs = Store::open_read_only(&services.program.paths.metadata)
+        .expect("store")
+        .model_outputs(&Filter::default())
+        .expect("outputs");
+    assert_eq!(outputs.len(), 1);
+    assert!(
+        !outputs[0].detections.is_empty(),
+        "the adopted file was analysed"
+    );
+    assert!(wavs(&shm.0).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_interrupted_at_either_crash_point_is_finished_by_the_next_run() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
+    let a = record_and_detect(&services, "a").await;
+    let b = record_and_detect(&services, "b").await;
+    let folder = |r: &Recorded| dir.join("recordings").join(date_folder(r));
+    // `a`: killed after the copy was renamed into place, before the store was updated.
+    let placed =
+        moving::place(&a.path, &folder(&a), a.path.file_name().expect("name")).expect("placed");
+    // `b`: killed after the store was updated, before the staged file was removed.
+    let b_placed =
+        moving::place(&b.path, &folder(&b), b.path.file_name().expect("name")).expect("placed");
+    Store::open(&services.program.paths.metadata)
+        .expect("store")
+        .set_recording_path(b.id.parse().expect("uuid"), &b_placed.path)
+        .expect("updated");
+    // And a partial copy of some third move.
+    std::fs::write(folder(&a).join(".c.wav.part"), b"half a file").expect("partial");
+
+    let report = manage(&services).await;
+    assert_eq!(report["partials"], 1, "{report}");
+    assert_eq!(report["leftovers"], 1, "{report}");
+    assert_eq!(report["kept"], 1, "{report}");
+    assert_eq!(wavs(&dir.join("recordings")), {
+        let mut v = vec![placed.path.clone(), b_placed.path.clone()];
+        v.sort();
+        v
+    });
+    assert!(wavs(&shm.0).is_empty(), "no file left twice");
+    for row in stored(&services.program) {
+        let path = row.recording.path.expect("a path");
+        assert!(
+            path.exists() && path.starts_with(dir.join("recordings")),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_manage_each_recording_once() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
+    for i in 0..4 {
+        record_and_detect(&services, &format!("r{i}")).await;
+    }
+    let (x, y) = tokio::join!(manage(&services), manage(&services));
+    let kept = x["kept"].as_u64().expect("n") + y["kept"].as_u64().expect("n");
+    assert_eq!(kept, 4, "{x} {y}");
+    assert_eq!(wavs(&dir.join("recordings")).len(), 4);
+    assert!(wavs(&shm.0).is_empty());
+}
