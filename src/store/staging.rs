@@ -60,13 +60,24 @@ impl Store {
         &self,
         path: &Utf8Path,
     ) -> Result<Option<StoredRecording>, Error> {
-        let sql = format!("{SELECT} WHERE r.path = ?1 OR x.staged_path = ?1 LIMIT 1");
-        let raw = self
-            .conn
-            .query_row(&sql, [path.as_str()], RawRecording::read)
-            .optional()
-            .map_err(|e| self.error(e))?;
-        raw.map(|r| r.decode(self)).transpose()
+        // Two indexed lookups: an `OR` across the joined tables would scan `recording`.
+        for sql in [
+            format!("{SELECT} WHERE r.path = ?1 LIMIT 1"),
+            format!(
+                "{SELECT} WHERE r.id = (SELECT recording_id FROM acoupi_rs_recording \
+                 WHERE staged_path = ?1 LIMIT 1)"
+            ),
+        ] {
+            let raw = self
+                .conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.query_row([path.as_str()], RawRecording::read).optional())
+                .map_err(|e| self.error(e))?;
+            if let Some(r) = raw {
+                return r.decode(self).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     /// How many recordings wait in staging.

@@ -283,11 +283,16 @@ async fn delete(
 async fn scan_staging(services: &Arc<Services>, report: &mut Report) -> Result<(), TaskError> {
     let staging = services.program.paths.staging.clone();
     let files = blocking(move || staged_wavs(&staging)).await?;
-    for (path, age) in files {
-        let at = path.clone();
-        let row = services
-            .with_store(move |s, _| s.recording_of_staged_file(&at))
-            .await?;
+    // One store call for every file: a backlog of thousands costs one thread hop.
+    let rows = services
+        .with_store(move |s, _| {
+            files
+                .into_iter()
+                .map(|(path, age)| Ok((s.recording_of_staged_file(&path)?, path, age)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    for (row, path, age) in rows {
         match row {
             Some(r) if r.deleted_on.is_some() => {
                 remove_leftover(path, report).await?;
