@@ -18,6 +18,7 @@ pub mod compile;
 pub mod detect;
 pub mod diagnostic;
 pub mod emit;
+pub mod files;
 pub mod fsx;
 pub mod home;
 pub mod host;
