@@ -247,12 +247,12 @@ fn a_failure_at_any_step_leaves_no_half_file_and_a_retry_succeeds() {
                 if s == step { Err(kind.into()) } else { Ok(()) }
             })
             .expect_err("the injected failure");
-            let expected_variant = match (kind, &e) {
+            let expected_variant = matches!(
+                (kind, &e),
                 (ErrorKind::StorageFull, MoveError::DiskFull { .. })
-                | (ErrorKind::ReadOnlyFilesystem, MoveError::ReadOnly { .. })
-                | (ErrorKind::Other, MoveError::Io { .. }) => true,
-                _ => false,
-            };
+                    | (ErrorKind::ReadOnlyFilesystem, MoveError::ReadOnly { .. })
+                    | (ErrorKind::Other, MoveError::Io { .. })
+            );
             assert!(expected_variant, "{kind:?} at {step:?}: {e:?}");
             let named = failing_path(step, &dst_dir, "r1.wav");
             assert!(e.to_string().contains(named.as_str()), "{step:?}: {e}");
@@ -349,8 +349,12 @@ fn sweep_removes_part_files_at_any_depth_and_nothing_else() {
         young.is_empty(),
         "fresh parts are kept with an age: {young:?}"
     );
+    let swept = moving::sweep_partials(&root, Some(Duration::ZERO)).expect("sweep");
+    assert_eq!(swept, parts.to_vec(), "every part is at least 0 s old");
+    assert_eq!(files_under(&root), kept.iter().cloned().collect());
+    std::fs::write(&parts[1], b"x").expect("write");
     let swept = moving::sweep_partials(&root, None).expect("sweep");
-    assert_eq!(swept, parts.to_vec());
+    assert_eq!(swept, [parts[1].clone()], "without an age, all are swept");
     assert_eq!(files_under(&root), kept.iter().cloned().collect());
     assert!(
         moving::sweep_partials(&root.join("missing"), None)
@@ -476,8 +480,13 @@ fn recover(store_path: &Utf8Path, totals: &mut Recovered) {
     }
 }
 
-fn digest(path: &Utf8Path) -> [u8; 32] {
-    Sha256::digest(std::fs::read(path).unwrap_or_else(|e| panic!("read `{path}`: {e}"))).into()
+/// The SHA-256 of a file, in hex (readable in a failed comparison).
+fn digest(path: &Utf8Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read `{path}`: {e}"));
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -509,8 +518,8 @@ fn sigkill_at_random_moments_loses_no_recording_and_leaves_none_twice() {
     };
     store.save(&store_path);
     // The bytes each recording must keep, and other files already in storage.
-    let mut expected: BTreeMap<String, [u8; 32]> = BTreeMap::new();
-    let mut foreign: BTreeMap<Utf8PathBuf, [u8; 32]> = BTreeMap::new();
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    let mut foreign: BTreeMap<Utf8PathBuf, String> = BTreeMap::new();
     let mut totals = Recovered::default();
     let (mut kills, mut rounds) = (0, 0);
 
@@ -611,13 +620,13 @@ fn sigkill_at_random_moments_loses_no_recording_and_leaves_none_twice() {
         // the other files, unchanged.
         store = Store::load(&store_path);
         assert!(files_under(&stage).is_empty(), "staging is emptied");
-        let mut wanted: BTreeMap<Utf8PathBuf, [u8; 32]> = foreign.clone();
+        let mut wanted: BTreeMap<Utf8PathBuf, String> = foreign.clone();
         for e in &store.recordings {
             assert!(e.path.starts_with(&storage_dir), "{e:?}");
-            let previous = wanted.insert(e.path.clone(), expected[&e.id]);
+            let previous = wanted.insert(e.path.clone(), expected[&e.id].clone());
             assert!(previous.is_none(), "two recordings at `{}`", e.path);
         }
-        let found: BTreeMap<Utf8PathBuf, [u8; 32]> = files_under(&storage_dir)
+        let found: BTreeMap<Utf8PathBuf, String> = files_under(&storage_dir)
             .into_iter()
             .map(|p| {
                 let d = digest(&p);
