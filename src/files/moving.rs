@@ -242,6 +242,11 @@ fn source_error(src: &Utf8Path, e: io::Error) -> MoveError {
 /// Copies `src` into `dst_dir` as `file_name` (or a numbered variant), durably; see the module
 /// docs. Returns the final path, and whether an identical file already there was reused.
 /// `src` is left untouched: remove it with [`remove_source`] once the store is updated.
+///
+/// A missing `src` fails with [`MoveError::SourceMissing`] ([`MoveError::is_source_missing`])
+/// and changes nothing. A failure before the rename removes the `.part` file (a crash leaves
+/// it to [`sweep_partials`]) and no file under the final name; one after it (the directory's
+/// fsync) leaves the final file whole, and a retry reuses it.
 pub fn place(src: &Utf8Path, dst_dir: &Utf8Path, file_name: &str) -> Result<Placed, MoveError> {
     place_with(src, dst_dir, file_name, &mut |_| Ok(()))
 }
