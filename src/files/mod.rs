@@ -1,4 +1,5 @@
-//! Files on the sensor: crash-safe moves and the saving rules.
+//! Files on the sensor: crash-safe moves of recordings across file systems, and the saving
+//! rules that decide which recordings are kept and where.
 
 pub mod moving;
 pub mod saving;

@@ -177,9 +177,7 @@ pub enum MoveError {
         name: String,
     },
     /// The name and all its numbered variants hold other files.
-    #[error(
-        "no free name for `{name}` in `{dir}`: it and {MAX_NUMBERED} numbered variants hold other files"
-    )]
+    #[error("no free name for `{name}` in `{dir}`: it and {MAX_NUMBERED} numbered ones are taken")]
     NoFreeName {
         /// The destination directory.
         dir: Utf8PathBuf,
@@ -244,6 +242,11 @@ fn source_error(src: &Utf8Path, e: io::Error) -> MoveError {
 /// Copies `src` into `dst_dir` as `file_name` (or a numbered variant), durably; see the module
 /// docs. Returns the final path, and whether an identical file already there was reused.
 /// `src` is left untouched: remove it with [`remove_source`] once the store is updated.
+///
+/// A missing `src` fails with [`MoveError::SourceMissing`] ([`MoveError::is_source_missing`])
+/// and changes nothing. A failure before the rename removes the `.part` file (a crash leaves
+/// it to [`sweep_partials`]) and no file under the final name; one after it (the directory's
+/// fsync) leaves the final file whole, and a retry reuses it.
 pub fn place(src: &Utf8Path, dst_dir: &Utf8Path, file_name: &str) -> Result<Placed, MoveError> {
     place_with(src, dst_dir, file_name, &mut |_| Ok(()))
 }
@@ -579,12 +582,7 @@ pub fn sweep_partials(
                 let meta = entry
                     .metadata()
                     .map_err(|e| classify(Action::Read, &path, e))?;
-                let changed = u64::try_from(meta.ctime())
-                    .map(|s| {
-                        UNIX_EPOCH
-                            + Duration::new(s, meta.ctime_nsec().clamp(0, 999_999_999) as u32)
-                    })
-                    .unwrap_or(UNIX_EPOCH);
+                let changed = changed_at(&meta);
                 if now.duration_since(changed).unwrap_or_default() < age {
                     continue;
                 }
@@ -603,6 +601,15 @@ pub fn sweep_partials(
     }
     removed.sort();
     Ok(removed)
+}
+
+/// When a file's status (content, times, permissions) last changed: its ctime.
+fn changed_at(meta: &std::fs::Metadata) -> SystemTime {
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    u64::try_from(meta.ctime())
+        .ok()
+        .and_then(|s| UNIX_EPOCH.checked_add(Duration::new(s, nanos.min(999_999_999))))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 #[cfg(test)]
