@@ -68,7 +68,7 @@ pub fn write_atomic(path: &Utf8Path, bytes: &[u8], mode: Option<u32>) -> Result<
 
 /// The directory `path` is in: its parent, or `.` for a bare file name (whose parent is the
 /// empty path, which can be neither created nor opened for the fsync).
-fn parent_dir(path: &Utf8Path) -> &Utf8Path {
+pub(crate) fn parent_dir(path: &Utf8Path) -> &Utf8Path {
     match path.parent() {
         Some(d) if !d.as_str().is_empty() => d,
         _ => Utf8Path::new("."),
@@ -158,5 +158,11 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0, "the temporary file is removed");
+    }
+
+    #[test]
+    fn a_bare_name_is_in_the_current_directory() {
+        assert_eq!(parent_dir(Utf8Path::new("a.wav")), ".");
+        assert_eq!(parent_dir(Utf8Path::new("d/a.wav")), "d");
     }
 }

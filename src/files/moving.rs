@@ -340,17 +340,9 @@ fn create_dirs(dir: &Utf8Path) -> Result<(), MoveError> {
     }
     std::fs::create_dir_all(dir).map_err(|e| classify(Action::CreateDir, dir, e))?;
     for d in missing.iter().rev() {
-        sync_dir(dir_of(d));
+        sync_dir(crate::fsx::parent_dir(d));
     }
     Ok(())
-}
-
-/// The directory `path` is in; `.` for a bare name.
-fn dir_of(path: &Utf8Path) -> &Utf8Path {
-    match path.parent() {
-        Some(d) if !d.as_str().is_empty() => d,
-        _ => Utf8Path::new("."),
-    }
 }
 
 /// Where a recording goes: an identical file to keep, or a free name.
@@ -529,7 +521,7 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 pub fn remove_source(src: &Utf8Path) -> Result<bool, MoveError> {
     match std::fs::remove_file(src) {
         Ok(()) => {
-            sync_dir(dir_of(src));
+            sync_dir(crate::fsx::parent_dir(src));
             Ok(true)
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
@@ -655,11 +647,5 @@ mod tests {
             "source recording `/x/a.wav` is missing"
         );
         assert!(!denied.is_source_missing());
-    }
-
-    #[test]
-    fn a_bare_name_is_in_the_current_directory() {
-        assert_eq!(dir_of(Utf8Path::new("a.wav")), ".");
-        assert_eq!(dir_of(Utf8Path::new("d/a.wav")), "d");
     }
 }

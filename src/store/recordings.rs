@@ -108,10 +108,15 @@ impl Store {
     /// Records that the audio of recording `id` now lives at `path` (acoupi's `recording.path`);
     /// in the same transaction, it stops waiting in staging.
     pub fn set_recording_path(&mut self, id: Uuid, path: &Utf8Path) -> Result<(), Error> {
+        self.set_recording_paths(&[(id, path.to_owned())])
+    }
+
+    /// [`set_recording_path`](Self::set_recording_path) for many recordings, in one
+    /// transaction: all or none.
+    pub fn set_recording_paths(&mut self, moved: &[(Uuid, Utf8PathBuf)]) -> Result<(), Error> {
         self.update_and_unpend(
-            id,
+            moved.iter().map(|(id, p)| (*id, p.as_str().to_owned())),
             "UPDATE recording SET path = ?2 WHERE id = ?1",
-            path.as_str().to_owned(),
         )
     }
 
@@ -119,34 +124,47 @@ impl Store {
     /// never deletes rows), with its last path; in the same transaction, it stops waiting in
     /// staging.
     pub fn mark_recording_deleted(&mut self, id: Uuid, when: Timestamp) -> Result<(), Error> {
+        self.mark_recordings_deleted(&[id], when)
+    }
+
+    /// [`mark_recording_deleted`](Self::mark_recording_deleted) for many recordings, in one
+    /// transaction: all or none.
+    pub fn mark_recordings_deleted(&mut self, ids: &[Uuid], when: Timestamp) -> Result<(), Error> {
+        let when = isotime::isoformat(when);
         self.update_and_unpend(
-            id,
+            ids.iter().map(|id| (*id, when.clone())),
             "INSERT INTO acoupi_rs_recording (recording_id, deleted_on)
              SELECT id, ?2 FROM recording WHERE id = ?1
              ON CONFLICT (recording_id) DO UPDATE SET deleted_on = excluded.deleted_on",
-            isotime::isoformat(when),
         )
     }
 
-    /// Runs `sql` (parameters: the id, `value`) and removes the recording from the pending
-    /// list, in one transaction; an unknown id changes nothing and is an error.
-    fn update_and_unpend(&mut self, id: Uuid, sql: &str, value: String) -> Result<(), Error> {
+    /// Runs `sql` (parameters: an id, its value) for each pair and removes each recording from
+    /// the pending list, in one transaction; an unknown id is an error and changes nothing.
+    fn update_and_unpend(
+        &mut self,
+        rows: impl Iterator<Item = (Uuid, String)>,
+        sql: &str,
+    ) -> Result<(), Error> {
         let path = self.path.clone();
         let err = |e| super::classify(&path, e);
-        let key = id.as_bytes().as_slice();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        let changed = tx.execute(sql, params![key, value]).map_err(err)?;
-        if changed == 0 {
-            return Err(Error::UnknownRecording { path, id });
+        {
+            let mut update = tx.prepare_cached(sql).map_err(err)?;
+            let mut unpend = tx
+                .prepare_cached("DELETE FROM acoupi_rs_pending WHERE recording_id = ?1")
+                .map_err(err)?;
+            for (id, value) in rows {
+                let key = id.as_bytes().as_slice();
+                if update.execute(params![key, value]).map_err(err)? == 0 {
+                    return Err(Error::UnknownRecording { path, id });
+                }
+                unpend.execute([key]).map_err(err)?;
+            }
         }
-        tx.execute(
-            "DELETE FROM acoupi_rs_pending WHERE recording_id = ?1",
-            [key],
-        )
-        .map_err(err)?;
         tx.commit().map_err(err)
     }
 }

@@ -114,6 +114,52 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
+    /// What the detectors made of each pending recording (those with no output and no
+    /// failure are absent): one pass over the pending list, not a query per recording.
+    pub fn pending_detection_states(
+        &self,
+    ) -> Result<std::collections::HashMap<Uuid, DetectionState>, Error> {
+        let mut states: std::collections::HashMap<Uuid, DetectionState> =
+            std::collections::HashMap::new();
+        let run =
+            |states: &mut std::collections::HashMap<Uuid, DetectionState>| -> rusqlite::Result<()> {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT mo.recording_id, mo.model_name, MAX(d.detection_score)
+                 FROM acoupi_rs_pending AS p
+                 JOIN model_output AS mo ON mo.recording_id = p.recording_id
+                 LEFT JOIN detection AS d ON d.model_output_id = mo.id
+                 GROUP BY mo.recording_id, mo.model_name ORDER BY mo.model_name",
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let id: Uuid = row.get(0)?;
+                    states
+                        .entry(id)
+                        .or_default()
+                        .outputs
+                        .push((row.get(1)?, row.get(2)?));
+                }
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT f.recording_id, f.detector, f.error
+                 FROM acoupi_rs_pending AS p
+                 JOIN acoupi_rs_detection_failure AS f ON f.recording_id = p.recording_id
+                 ORDER BY f.detector",
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let id: Uuid = row.get(0)?;
+                    states
+                        .entry(id)
+                        .or_default()
+                        .failures
+                        .push((row.get(1)?, row.get(2)?));
+                }
+                Ok(())
+            };
+        run(&mut states).map_err(|e| self.error(e))?;
+        Ok(states)
+    }
+
     /// What the detectors made of recording `id`.
     pub fn detection_state(&self, id: Uuid) -> Result<DetectionState, Error> {
         let key = id.as_bytes().as_slice();

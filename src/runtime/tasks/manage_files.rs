@@ -81,40 +81,49 @@ pub(crate) async fn manage(services: &Arc<Services>) -> Result<Report, TaskError
             .map_err(|e| transient(e.to_string()))
     })
     .await?;
-    scan_staging(services, &mut report).await?;
+    let pending = services.with_store(|s, _| s.pending_recordings()).await?;
+    let known: std::collections::HashSet<Utf8PathBuf> = pending
+        .iter()
+        .filter_map(|p| p.recording.path.clone())
+        .collect();
+    let pending = if scan_staging(services, &known, &mut report).await? {
+        services.with_store(|s, _| s.pending_recordings()).await?
+    } else {
+        pending
+    };
     let clock = Clock::new(&program.timezone, program.location)
         .map_err(|e| TaskError::Permanent(format!("the program's clock: {e}")))?;
-    let pending = services.with_store(|s, _| s.pending_recordings()).await?;
+    let every = program
+        .saving
+        .rules
+        .iter()
+        .any(|r| matches!(r, crate::spec::SaveRule::Every { .. }));
+    let ids: Vec<uuid::Uuid> = pending.iter().map(|p| p.recording.id).collect();
+    // One store call, one pass, for the whole backlog.
+    let states = services
+        .with_store(move |s, _| {
+            let mut all = s.pending_detection_states()?;
+            ids.iter()
+                .map(|id| {
+                    let ordinal = if every { s.ordinal(*id)? } else { 0 };
+                    Ok((all.remove(id).unwrap_or_default(), ordinal))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
     let now = services.clock.now();
-    for stored in pending {
-        let id = stored.recording.id;
-        let every = program
-            .saving
-            .rules
-            .iter()
-            .any(|r| matches!(r, crate::spec::SaveRule::Every { .. }));
-        let (state, ordinal) = services
-            .with_store(move |s, _| {
-                let ordinal = if every { s.ordinal(id)? } else { 0 };
-                Ok((s.detection_state(id)?, ordinal))
-            })
-            .await?;
+    let (mut keeps, mut deletes) = (Vec::new(), Vec::new());
+    for (stored, (state, ordinal)) in pending.into_iter().zip(states) {
         match outcome(services, &clock, &stored, &state, ordinal, now) {
             Outcome::Wait => report.waiting += 1,
-            Outcome::Keep { folder, why } => {
-                keep(services, &stored, &folder, &why).await?;
-                if folder.starts_with(UNANALYSED_FOLDER) {
-                    report.unanalysed += 1;
-                } else {
-                    report.kept += 1;
-                }
-            }
-            Outcome::Delete(why) => {
-                delete(services, &stored, &why).await?;
-                report.deleted += 1;
-            }
+            Outcome::Keep { folder, why } => keeps.push((stored, folder, why)),
+            Outcome::Delete(why) => deletes.push((stored, why)),
         }
     }
+    report.deleted = delete(services, deletes).await?;
+    let (kept, unanalysed) = keep(services, keeps).await?;
+    report.kept = kept;
+    report.unanalysed = unanalysed;
     if report != Report::default() {
         tracing::info!(?report, "managed staged recordings");
     }
@@ -207,82 +216,134 @@ fn stale_after(program: &crate::spec::Program) -> Duration {
     Duration::from_millis(per_run.saturating_mul(runs)) + Duration::from_secs(15 * 60)
 }
 
-/// Moves `stored`'s staged file into `folder` under `paths.recordings` and records its new
-/// path; the staged file is removed last.
+/// Moves each recording's staged file into its folder under `paths.recordings`: every copy
+/// placed (fsynced, renamed) first, then the store updated for all in one transaction, then
+/// the staged files removed. Returns how many were kept, and of them how many unanalysed. A
+/// failed placement leaves its recording pending for the next run; the first such error fails
+/// the task after the others are done.
 async fn keep(
     services: &Arc<Services>,
-    stored: &StoredRecording,
-    folder: &Utf8Path,
-    why: &str,
-) -> Result<(), TaskError> {
-    let id = stored.recording.id;
-    let staging = &services.program.paths.staging;
-    let src = match stored.recording.path.clone() {
-        Some(src) if src.starts_with(staging) => src,
-        // Not in staging any more (moved by an earlier run): only the pending mark is left.
-        Some(elsewhere) => {
-            services
-                .with_store(move |s, _| s.set_recording_path(id, &elsewhere))
-                .await?;
-            return Ok(());
-        }
-        None => return Ok(()),
-    };
-    let dir = services.program.paths.recordings.join(folder);
-    let name = src.file_name().unwrap_or("recording.wav").to_owned();
-    let from = src.clone();
+    keeps: Vec<(StoredRecording, Utf8PathBuf, String)>,
+) -> Result<(u32, u32), TaskError> {
+    if keeps.is_empty() {
+        return Ok((0, 0));
+    }
+    let staging = services.program.paths.staging.clone();
+    let recordings = services.program.paths.recordings.clone();
+    let now = services.clock.now();
     let placed = blocking(move || {
-        moving::place(&from, &dir, &name).map_err(|e| match e {
-            moving::MoveError::SourceMissing { .. } => TaskError::Permanent(e.to_string()),
-            other => TaskError::Transient(other.to_string()),
-        })
-    })
-    .await;
-    let placed = match placed {
-        Ok(p) => p,
-        Err(TaskError::Permanent(e)) => {
-            // The staged file is gone (removed by hand): the row says so, nothing to keep.
-            tracing::warn!(recording = %id, error = %e, "the staged file is missing");
-            let now = services.clock.now();
-            services
-                .with_store(move |s, _| s.mark_recording_deleted(id, now))
-                .await?;
-            return Ok(());
+        let mut out = Placements::default();
+        for (stored, folder, why) in keeps {
+            let id = stored.recording.id;
+            let Some(src) = stored.recording.path else {
+                out.gone.push(id);
+                continue;
+            };
+            if !src.starts_with(&staging) {
+                // Moved by an earlier run that was stopped before it cleared the pending mark.
+                out.moved.push((id, src.clone(), src, why, folder));
+                continue;
+            }
+            let name = src.file_name().unwrap_or("recording.wav").to_owned();
+            match moving::place(&src, &recordings.join(&folder), &name) {
+                Ok(p) => out.moved.push((id, src, p.path, why, folder)),
+                Err(e) if e.is_source_missing() => {
+                    tracing::warn!(recording = %id, error = %e, "the staged file is missing");
+                    out.gone.push(id);
+                }
+                Err(e) => {
+                    tracing::error!(recording = %id, error = %e, "could not keep the recording; it stays in staging");
+                    out.error.get_or_insert_with(|| e.to_string());
+                }
+            }
         }
-        Err(e) => return Err(e),
-    };
-    let path = placed.path.clone();
+        Ok(out)
+    })
+    .await?;
+    let Placements { moved, gone, error } = placed;
+    let paths: Vec<(uuid::Uuid, Utf8PathBuf)> = moved
+        .iter()
+        .map(|(id, _, to, _, _)| (*id, to.clone()))
+        .collect();
     services
-        .with_store(move |s, _| s.set_recording_path(id, &path))
+        .with_store(move |s, _| {
+            s.set_recording_paths(&paths)?;
+            s.mark_recordings_deleted(&gone, now)
+        })
         .await?;
-    blocking(move || moving::remove_source(&src).map_err(|e| transient(e.to_string()))).await?;
-    tracing::info!(recording = %id, path = %placed.path, reason = why, "kept");
-    Ok(())
+    let unanalysed = moved
+        .iter()
+        .filter(|(_, _, _, _, folder)| folder.starts_with(UNANALYSED_FOLDER))
+        .count() as u32;
+    let kept = moved.len() as u32 - unanalysed;
+    blocking(move || {
+        for (id, from, to, why, _) in &moved {
+            if from != to {
+                moving::remove_source(from).map_err(|e| transient(e.to_string()))?;
+            }
+            tracing::info!(recording = %id, path = %to, reason = why.as_str(), "kept");
+        }
+        Ok(())
+    })
+    .await?;
+    match error {
+        Some(e) => Err(TaskError::Transient(e)),
+        None => Ok((kept, unanalysed)),
+    }
 }
 
-/// Deletes `stored`'s staged file; the row stays, marked deleted (first, so a crash leaves a
-/// file the next run removes, never a row pointing at nothing unmarked).
+/// What [`keep`] placed: (id, staged path, kept path, reason, folder) per recording, the
+/// recordings whose staged file was gone, and the first placement error.
+#[derive(Default)]
+struct Placements {
+    moved: Vec<(uuid::Uuid, Utf8PathBuf, Utf8PathBuf, String, Utf8PathBuf)>,
+    gone: Vec<uuid::Uuid>,
+    error: Option<String>,
+}
+
+/// Deletes the recordings' staged files; the rows stay, marked deleted first (all in one
+/// transaction), so a crash leaves files the next run removes, never an unmarked row pointing
+/// at nothing. Returns how many were deleted.
 async fn delete(
     services: &Arc<Services>,
-    stored: &StoredRecording,
-    why: &str,
-) -> Result<(), TaskError> {
-    let id = stored.recording.id;
+    deletes: Vec<(StoredRecording, String)>,
+) -> Result<u32, TaskError> {
+    if deletes.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<uuid::Uuid> = deletes.iter().map(|(s, _)| s.recording.id).collect();
     let now = services.clock.now();
     services
-        .with_store(move |s, _| s.mark_recording_deleted(id, now))
+        .with_store(move |s, _| s.mark_recordings_deleted(&ids, now))
         .await?;
-    if let Some(src) = stored.recording.path.clone() {
-        blocking(move || moving::remove_source(&src).map_err(|e| transient(e.to_string()))).await?;
-    }
-    tracing::info!(recording = %id, reason = why, "deleted");
-    Ok(())
+    let n = deletes.len() as u32;
+    blocking(move || {
+        for (stored, why) in &deletes {
+            if let Some(src) = &stored.recording.path {
+                moving::remove_source(src).map_err(|e| transient(e.to_string()))?;
+            }
+            tracing::info!(recording = %stored.recording.id, reason = why.as_str(), "deleted");
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(n)
 }
 
-/// Matches the WAVs in staging with the store (see the module docs, step 2).
-async fn scan_staging(services: &Arc<Services>, report: &mut Report) -> Result<(), TaskError> {
+/// Matches the WAVs in staging that are not `known` pending recordings with the store (see
+/// the module docs, step 2); true when it made more recordings pending.
+async fn scan_staging(
+    services: &Arc<Services>,
+    known: &std::collections::HashSet<Utf8PathBuf>,
+    report: &mut Report,
+) -> Result<bool, TaskError> {
     let staging = services.program.paths.staging.clone();
-    let files = blocking(move || staged_wavs(&staging)).await?;
+    let mut files = blocking(move || staged_wavs(&staging)).await?;
+    files.retain(|(path, _)| !known.contains(path));
+    if files.is_empty() {
+        return Ok(false);
+    }
+    let mut more = false;
     // One store call for every file: a backlog of thousands costs one thread hop.
     let rows = services
         .with_store(move |s, _| {
@@ -308,15 +369,17 @@ async fn scan_staging(services: &Arc<Services>, report: &mut Report) -> Result<(
             Some(r) => {
                 let id = r.recording.id;
                 services.with_store(move |s, _| s.mark_pending(id)).await?;
+                more = true;
             }
             None if age >= ADOPT_AFTER => {
                 adopt(services, &path).await?;
                 report.adopted += 1;
+                more = true;
             }
             None => {}
         }
     }
-    Ok(())
+    Ok(more)
 }
 
 async fn remove_leftover(path: Utf8PathBuf, report: &mut Report) -> Result<(), TaskError> {
