@@ -10,6 +10,7 @@ use std::time::Duration;
 use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
+use super::ast::UsageValue;
 use crate::diagnostic::{Diagnostics, Issue, Spanned, did_you_mean, one_of_help};
 use crate::units::{self, TimeOfDay};
 
@@ -436,6 +437,56 @@ pub(crate) fn size(entry: &KdlEntry, what: &str, diags: &mut Diagnostics) -> Opt
                 message: e.message,
                 span: s.span,
                 help: Some(e.help),
+            });
+            None
+        }
+    }
+}
+
+/// How to write a percentage or a size, for helps.
+const USAGE_HELP: &str = "write a percentage such as `\"85%\"` or a size such as `\"200GiB\"`";
+
+/// A whole percentage (`"85%"`, `"85 %"`) or a size with a unit (`"200GiB"`). The percentage's
+/// range is the validator's to check; here only the form.
+pub(crate) fn usage(
+    entry: &KdlEntry,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<UsageValue>> {
+    if let KdlValue::Integer(i) = entry.value() {
+        diags.push(wrong_type(
+            entry,
+            what,
+            "a percentage or a size",
+            Some(format!("write \"{i}%\" or \"{i}GiB\"")),
+        ));
+        return None;
+    }
+    let s = string(entry, what, diags)?;
+    let text = s.value.trim();
+    if let Some(number) = text.strip_suffix('%') {
+        let number = number.trim_end();
+        // Digits only: no sign, point, exponent, `inf` or `nan`.
+        let digits = number.bytes().all(|b| b.is_ascii_digit());
+        return match number.parse::<u64>() {
+            Ok(p) if digits => Some(Spanned::new(UsageValue::Percent(p), s.span)),
+            _ => {
+                diags.push(Issue::InvalidSize {
+                    message: format!("`{}` is not a whole percentage", s.value.escape_debug()),
+                    span: s.span,
+                    help: Some(USAGE_HELP.to_owned()),
+                });
+                None
+            }
+        };
+    }
+    match units::parse_size(text) {
+        Ok(b) => Some(Spanned::new(UsageValue::Bytes(b), s.span)),
+        Err(e) => {
+            diags.push(Issue::InvalidSize {
+                message: e.message,
+                span: s.span,
+                help: Some(format!("{}, or {USAGE_HELP}", e.help)),
             });
             None
         }
