@@ -178,7 +178,6 @@ pub(super) fn retention(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::model::tests::{MIC, codes};
 
     fn check(body: &str) -> Vec<String> {
