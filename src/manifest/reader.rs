@@ -444,7 +444,8 @@ pub(crate) fn size(entry: &KdlEntry, what: &str, diags: &mut Diagnostics) -> Opt
 }
 
 /// How to write a percentage or a size, for helps.
-const USAGE_HELP: &str = "write a percentage such as `\"85%\"` or a size such as `\"200GiB\"`";
+const USAGE_HELP: &str =
+    "write a whole percentage such as `\"85%\"` or a size such as `\"200GiB\"`";
 
 /// A whole percentage (`"85%"`, `"85 %"`) or a size with a unit (`"200GiB"`). The percentage's
 /// range is the validator's to check; here only the form.
@@ -453,12 +454,17 @@ pub(crate) fn usage(
     what: &str,
     diags: &mut Diagnostics,
 ) -> Option<Spanned<UsageValue>> {
-    if let KdlValue::Integer(i) = entry.value() {
+    let number = match entry.value() {
+        KdlValue::Integer(i) => Some(i.to_string()),
+        KdlValue::Float(f) => Some(f.to_string()),
+        _ => None,
+    };
+    if let Some(n) = number {
         diags.push(wrong_type(
             entry,
             what,
             "a percentage or a size",
-            Some(format!("write \"{i}%\" or \"{i}GiB\"")),
+            Some(format!("write \"{n}%\" or \"{n}GiB\"")),
         ));
         return None;
     }
@@ -483,10 +489,16 @@ pub(crate) fn usage(
     match units::parse_size(text) {
         Ok(b) => Some(Spanned::new(UsageValue::Bytes(b), s.span)),
         Err(e) => {
+            // A bare number is as likely a percentage without its `%` as a size without a unit.
+            let help = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+                format!("write `\"{text}%\"` or `\"{text}GiB\"`")
+            } else {
+                format!("{}; or write a percentage such as `\"85%\"`", e.help)
+            };
             diags.push(Issue::InvalidSize {
                 message: e.message,
                 span: s.span,
-                help: Some(format!("{}, or {USAGE_HELP}", e.help)),
+                help: Some(help),
             });
             None
         }

@@ -25,7 +25,7 @@ const WAV_HEADER: u64 = 44;
 
 /// The bytes one recording takes on disk: samples for `duration` at the capture rate, all
 /// channels, plus the WAV header. `None` when the microphone is unknown (already reported).
-pub(super) fn recording_bytes(
+fn recording_bytes(
     mic: Option<&spec::Microphone>,
     recording: &spec::Recording,
 ) -> Option<u64> {
@@ -64,14 +64,19 @@ fn usage(
         UsageValue::Percent(p) => u8::try_from(p).ok().map(spec::Usage::Percent),
         UsageValue::Bytes(b) if b == 0 || one_recording.is_some_and(|r| b < r) => {
             let least = one_recording.unwrap_or(1);
+            // A round size with room for about a thousand recordings.
+            let roomy = least
+                .saturating_mul(1000)
+                .checked_next_power_of_two()
+                .unwrap_or(u64::MAX);
             diags.push(Issue::OutOfRange {
                 what: what.to_owned(),
                 value: format_size(b),
                 span: v.span,
-                expected: format!("expected at least one recording ({})", format_size(least)),
+                expected: format!("expected at least one recording, {least} bytes"),
                 help: Some(format!(
-                    "one recording takes {least} bytes; give room for many, e.g. `\"{}\"`",
-                    format_size(least.saturating_mul(1000).next_power_of_two())
+                    "one recording is {least} bytes (sample rate × channels × sample size × duration, plus the header); give room for many, e.g. `\"{}\"`",
+                    format_size(roomy)
                 )),
             });
             None
@@ -284,6 +289,7 @@ mod tests {
             ("max-usage \"1e2%\"", "manifest::invalid_size"),
             ("max-usage \"92.5%\"", "manifest::invalid_size"),
             ("max-usage 85", "manifest::wrong_type"),
+            ("max-usage 0.85", "manifest::wrong_type"),
             ("max-age 30", "manifest::wrong_type"),
             ("max-age \"30x\"", "manifest::invalid_duration"),
             ("min-age \"30d\"", "manifest::unknown_node"),
