@@ -21,7 +21,7 @@ const BYTES: u64 = 256_000 * 2 * 3 + 44;
 /// `n` kept recordings ending at `now`, in a shuffled but reproducible order.
 fn card(n: u64, now: Timestamp) -> Vec<Kept> {
     let species: Vec<String> = (0..20).map(|i| format!("species-{i}")).collect();
-    let mut out: Vec<Kept> = (0..n)
+    let ordered: Vec<Kept> = (0..n)
         .map(|i| {
             let start = Timestamp::from_second(now.as_second() - (i as i64 + 1) * 10)
                 .expect("within jiff's range");
@@ -36,14 +36,14 @@ fn card(n: u64, now: Timestamp) -> Vec<Kept> {
         })
         .collect();
     // A fixed permutation (multiplicative step coprime with n) instead of a random shuffle.
-    let len = out.len();
+    let len = ordered.len();
     let step = (1..len.max(2))
         .rev()
         .find(|s| gcd(*s, len) == 1)
         .unwrap_or(1);
     let mut shuffled = Vec::with_capacity(len);
     for j in 0..len {
-        shuffled.push(out[(j * step) % len].clone());
+        shuffled.push(ordered[(j * step) % len].clone());
     }
     shuffled
 }

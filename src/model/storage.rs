@@ -25,10 +25,7 @@ const WAV_HEADER: u64 = 44;
 
 /// The bytes one recording takes on disk: samples for `duration` at the capture rate, all
 /// channels, plus the WAV header. `None` when the microphone is unknown (already reported).
-fn recording_bytes(
-    mic: Option<&spec::Microphone>,
-    recording: &spec::Recording,
-) -> Option<u64> {
+fn recording_bytes(mic: Option<&spec::Microphone>, recording: &spec::Recording) -> Option<u64> {
     let mic = mic?;
     let sample = match mic.sample_format {
         SampleFormat::I16 => 2,
