@@ -171,6 +171,13 @@ const VALUES: &[&str] = &[
     "\"0B\"",
     "\"1.5KiB\"",
     "\"1GiB\"",
+    "\"85%\"",
+    "\"0%\"",
+    "\"100%\"",
+    "\"99999999999999999999999%\"",
+    "\"%\"",
+    "\"1.5%\"",
+    "\"180d\"",
     "\"0Hz\"",
     "\"1Hz\"",
     "\"999999999999kHz\"",
@@ -234,6 +241,11 @@ const NODES: &[&str] = &[
     "paths",
     "detector",
     "saving",
+    "retention",
+    "max-age",
+    "max-usage",
+    "keep-newest",
+    "staging-budget",
     "messaging",
     "summary",
     "workers",
@@ -322,6 +334,7 @@ const PROPS: &[&str] = &[
     "offset",
     "mode",
     "loop",
+    "per",
 ];
 
 /// Unicode and control characters, KDL's other newlines and spaces among them.

@@ -118,6 +118,7 @@ fn bench_program(
             duration_ms: 0,
             interval_ms: 0,
             min_free_disk_bytes: 0,
+            staging_budget: None,
         },
         detectors: Vec::new(),
         saving: spec::Saving {
@@ -127,6 +128,7 @@ fn bench_program(
         },
         messaging: None,
         summary: None,
+        retention: None,
         tasks: Vec::new(),
         queues: Vec::new(),
         workers: vec![worker.clone()],

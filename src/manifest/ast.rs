@@ -28,6 +28,8 @@ pub struct Ast {
     pub detectors: Vec<DetectorNode>,
     /// `saving`.
     pub saving: Option<SavingNode>,
+    /// `retention`.
+    pub retention: Option<RetentionNode>,
     /// `messaging`.
     pub messaging: Option<MessagingNode>,
     /// `summary`.
@@ -174,6 +176,41 @@ pub struct RecordingNode {
     pub windows: Vec<WindowNode>,
     /// `min-free-disk`.
     pub min_free_disk: Option<Spanned<u64>>,
+    /// `staging-budget`.
+    pub staging_budget: Option<Spanned<UsageValue>>,
+}
+
+/// A limit written as a percentage (`"85%"`) or a size (`"200GiB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageValue {
+    /// A whole percentage, as written (its range is checked in `model`).
+    Percent(u64),
+    /// A size in bytes.
+    Bytes(u64),
+}
+
+/// `retention { max-age; max-usage; keep-newest }`.
+#[derive(Debug)]
+pub struct RetentionNode {
+    /// The whole node.
+    pub span: SourceSpan,
+    /// `max-age`.
+    pub max_age: Option<Spanned<Duration>>,
+    /// `max-usage`.
+    pub max_usage: Option<Spanned<UsageValue>>,
+    /// `keep-newest N per=KEY`.
+    pub keep_newest: Option<KeepNewestNode>,
+}
+
+/// `keep-newest N per=KEY`.
+#[derive(Debug)]
+pub struct KeepNewestNode {
+    /// The whole node.
+    pub span: SourceSpan,
+    /// How many recordings per tag value.
+    pub n: Option<Spanned<i128>>,
+    /// The tag key.
+    pub per: Option<Spanned<String>>,
 }
 
 /// `paths { … }`.

@@ -9,6 +9,7 @@ mod prescan;
 mod reader;
 mod sensor;
 mod service;
+mod storage;
 
 use kdl::{KdlDocument, KdlError};
 use miette::SourceSpan;
@@ -29,6 +30,7 @@ pub const TOP_LEVEL: &[&str] = &[
     "paths",
     "detector",
     "saving",
+    "retention",
     "messaging",
     "summary",
     "workers",
@@ -95,6 +97,7 @@ fn decode(doc: &KdlDocument, diags: &mut Diagnostics) -> Ast {
         paths: None,
         detectors: Vec::new(),
         saving: None,
+        retention: None,
         messaging: None,
         summary: None,
         workers: None,
@@ -117,6 +120,7 @@ fn decode(doc: &KdlDocument, diags: &mut Diagnostics) -> Ast {
             "paths" => ast.paths = Some(sensor::paths(node, diags)),
             "detector" => ast.detectors.push(sensor::detector(node, diags)),
             "saving" => ast.saving = Some(sensor::saving(node, diags)),
+            "retention" => ast.retention = Some(storage::retention(node, diags)),
             "messaging" => ast.messaging = Some(service::messaging(node, diags)),
             "summary" => ast.summary = Some(service::summary(node, diags)),
             "workers" => ast.workers = Some(service::workers(node, diags)),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
+use super::ast::UsageValue;
 use crate::diagnostic::{Diagnostics, Issue, Spanned, did_you_mean, one_of_help};
 use crate::units::{self, TimeOfDay};
 
@@ -436,6 +437,68 @@ pub(crate) fn size(entry: &KdlEntry, what: &str, diags: &mut Diagnostics) -> Opt
                 message: e.message,
                 span: s.span,
                 help: Some(e.help),
+            });
+            None
+        }
+    }
+}
+
+/// How to write a percentage or a size, for helps.
+const USAGE_HELP: &str =
+    "write a whole percentage such as `\"85%\"` or a size such as `\"200GiB\"`";
+
+/// A whole percentage (`"85%"`, `"85 %"`) or a size with a unit (`"200GiB"`). The percentage's
+/// range is the validator's to check; here only the form.
+pub(crate) fn usage(
+    entry: &KdlEntry,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<UsageValue>> {
+    let number = match entry.value() {
+        KdlValue::Integer(i) => Some(i.to_string()),
+        KdlValue::Float(f) => Some(f.to_string()),
+        _ => None,
+    };
+    if let Some(n) = number {
+        diags.push(wrong_type(
+            entry,
+            what,
+            "a percentage or a size",
+            Some(format!("write \"{n}%\" or \"{n}GiB\"")),
+        ));
+        return None;
+    }
+    let s = string(entry, what, diags)?;
+    let text = s.value.trim();
+    if let Some(number) = text.strip_suffix('%') {
+        let number = number.trim_end();
+        // Digits only: no sign, point, exponent, `inf` or `nan`.
+        let digits = number.bytes().all(|b| b.is_ascii_digit());
+        return match number.parse::<u64>() {
+            Ok(p) if digits => Some(Spanned::new(UsageValue::Percent(p), s.span)),
+            _ => {
+                diags.push(Issue::InvalidSize {
+                    message: format!("`{}` is not a whole percentage", s.value.escape_debug()),
+                    span: s.span,
+                    help: Some(USAGE_HELP.to_owned()),
+                });
+                None
+            }
+        };
+    }
+    match units::parse_size(text) {
+        Ok(b) => Some(Spanned::new(UsageValue::Bytes(b), s.span)),
+        Err(e) => {
+            // A bare number is as likely a percentage without its `%` as a size without a unit.
+            let help = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+                format!("write `\"{text}%\"` or `\"{text}GiB\"`")
+            } else {
+                format!("{}; or write a percentage such as `\"85%\"`", e.help)
+            };
+            diags.push(Issue::InvalidSize {
+                message: e.message,
+                span: s.span,
+                help: Some(help),
             });
             None
         }

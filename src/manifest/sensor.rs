@@ -288,6 +288,7 @@ pub(super) fn recording(node: &KdlNode, diags: &mut Diagnostics) -> RecordingNod
         interval: None,
         windows: Vec::new(),
         min_free_disk: None,
+        staging_budget: None,
     };
     let allowed = [
         "microphone",
@@ -296,6 +297,7 @@ pub(super) fn recording(node: &KdlNode, diags: &mut Diagnostics) -> RecordingNod
         "interval",
         "window",
         "min-free-disk",
+        "staging-budget",
     ];
     for child in children(node, &allowed, &["window"], diags) {
         match name(child) {
@@ -323,6 +325,15 @@ pub(super) fn recording(node: &KdlNode, diags: &mut Diagnostics) -> RecordingNod
                 0,
                 diags,
             )),
+            "staging-budget" => {
+                out.staging_budget = value_arg(
+                    child,
+                    "a percentage or a size",
+                    "staging-budget \"256MiB\"",
+                    diags,
+                )
+                .and_then(|e| reader::usage(e, "the staging budget", diags));
+            }
             _ => {
                 out.min_free_disk = value_arg(child, "a size", "min-free-disk \"2GiB\"", diags)
                     .and_then(|e| reader::size(e, "the minimum free disk space", diags));

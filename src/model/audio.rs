@@ -327,6 +327,8 @@ pub(super) fn recording(
                 .and_then(|r| r.min_free_disk.as_ref())
                 .map(|s| s.value)
                 .unwrap_or(DEFAULT_MIN_FREE_DISK),
+            // Checked with the microphone known, in `storage`.
+            staging_budget: None,
         },
         windows,
     )

@@ -7,6 +7,7 @@
 
 mod audio;
 mod processing;
+mod storage;
 mod topology;
 
 use camino::Utf8PathBuf;
@@ -40,6 +41,8 @@ pub struct Model {
     pub detectors: Vec<spec::Detector>,
     /// Saving rules.
     pub saving: spec::Saving,
+    /// When kept recordings are deleted; `None` never.
+    pub retention: Option<spec::Retention>,
     /// Messaging.
     pub messaging: Option<spec::Messaging>,
     /// Summaries.
@@ -71,9 +74,12 @@ pub fn validate(ast: &Ast, diags: &mut Diagnostics) -> Option<Model> {
     let broker = broker(ast.broker.as_ref(), diags);
     let paths = storage_paths(ast, diags);
     let microphones = audio::microphones(ast, diags);
-    let (recording, windows) = audio::recording(ast, location.is_some(), diags);
+    let (mut recording, windows) = audio::recording(ast, location.is_some(), diags);
     let detectors = processing::detectors(ast, &microphones, &recording, diags);
     let saving = processing::saving(ast, &detectors, location.is_some(), diags);
+    let mic = microphones.iter().find(|m| m.name == recording.microphone);
+    recording.staging_budget = storage::staging_budget(ast, mic, &recording, diags);
+    let retention = storage::retention(ast, mic, &recording, &detectors, diags);
     let messaging = processing::messaging(ast, &name, &detectors, diags);
     let summary = processing::summary(ast, &detectors, diags);
     let graph = topology::derive(
@@ -101,6 +107,7 @@ pub fn validate(ast: &Ast, diags: &mut Diagnostics) -> Option<Model> {
         recording,
         detectors,
         saving,
+        retention,
         messaging: messaging.map(|m| m.spec),
         summary: summary.map(|s| s.spec),
         tasks: graph.tasks,

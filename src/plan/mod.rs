@@ -143,6 +143,7 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
         saving: model.saving,
         messaging: model.messaging,
         summary: model.summary,
+        retention: model.retention,
         tasks: model.tasks,
         queues: model.queues,
         workers: model.workers,

@@ -58,6 +58,9 @@ pub struct Program {
     pub messaging: Option<Messaging>,
     /// Periodic detection summaries, when configured.
     pub summary: Option<Summary>,
+    /// When kept recordings are deleted; `None` keeps them for ever.
+    #[serde(default)]
+    pub retention: Option<Retention>,
     /// The task graph.
     pub tasks: Vec<Task>,
     /// Every queue some task is routed to.
@@ -256,6 +259,44 @@ pub struct Recording {
     pub interval_ms: u64,
     /// Do not record when the staging or recordings file system has less free space.
     pub min_free_disk_bytes: u64,
+    /// How much the staging directory may hold before recording pauses; `None` is the
+    /// default rule (a quarter of the staging file system), see `retention::staging_budget`.
+    #[serde(default)]
+    pub staging_budget: Option<Usage>,
+}
+
+/// A limit on stored bytes: a share of a file system, or a size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Usage {
+    /// A whole percentage of the file system's size, 1 to 99.
+    Percent(u8),
+    /// A number of bytes, at least one recording's size.
+    Bytes(u64),
+}
+
+/// When kept recordings under `paths.recordings` are deleted. Every rule is optional; a
+/// recording with messages still to send, or among the newest `keep_newest` of its tag value,
+/// is never deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Retention {
+    /// Delete kept recordings that started longer ago than this.
+    pub max_age_ms: Option<u64>,
+    /// Delete the oldest kept recordings while the recordings file system's used share (a
+    /// percentage) or the kept recordings' total size (bytes) is above this.
+    pub max_usage: Option<Usage>,
+    /// Recordings no rule deletes: the newest few per value of a tag key.
+    pub keep_newest: Option<KeepNewest>,
+}
+
+/// Never delete the newest `n` recordings per value of the tag key `per_tag_key` (so the
+/// last recordings of a rare species survive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeepNewest {
+    /// How many recordings to keep per tag value, at least 1.
+    pub n: u32,
+    /// The tag key whose values are counted, e.g. `species`.
+    pub per_tag_key: String,
 }
 
 /// A daily window in the program's timezone; `from` after `to` crosses midnight.
