@@ -27,7 +27,7 @@ pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod report;
-pub mod retention;
+
 pub mod runtime;
 pub mod spec;
 pub mod store;

@@ -1,4 +1,4 @@
-//! Retention-policy benchmark: the time `acoupi::retention::plan` takes over a full card.
+//! Retention-policy benchmark: the time `acoupi::files::retention::plan` takes over a full card.
 //!
 //! In: nothing. Out: figures on stderr: for 100,000 and 1,000,000 kept recordings (3 s at
 //! 256 kHz, 16-bit mono, about 1.5 MB each, one every 10 s of the last N × 10 s, a third of
@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use acoupi::retention::{FsUsage, Kept, plan};
+use acoupi::files::retention::{FsUsage, Kept, plan};
 use acoupi::spec::{KeepNewest, Retention, Usage};
 use jiff::Timestamp;
 use uuid::Uuid;

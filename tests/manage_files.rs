@@ -37,6 +37,17 @@ impl Drop for Tmpfs {
 
 /// The program: synthetic bat-like sweeps, a detector on `band`, and `saving`.
 fn program(dir: &Utf8Path, staging: &Utf8Path, band: &str, saving: &str) -> Arc<Program> {
+    program_with(dir, staging, band, saving, "")
+}
+
+/// [`program`] with more `recording` settings.
+fn program_with(
+    dir: &Utf8Path,
+    staging: &Utf8Path,
+    band: &str,
+    saving: &str,
+    recording: &str,
+) -> Arc<Program> {
     let manifest = format!(
         r#"program "files"
 microphone "m" {{
@@ -46,6 +57,7 @@ microphone "m" {{
 recording {{
     duration "300ms"
     interval "2s"
+    {recording}
 }}
 detector "bats" kind="band-energy" {{
     band {band}
@@ -305,4 +317,29 @@ async fn concurrent_runs_manage_each_recording_once() {
     assert_eq!(kept, 4, "{x} {y}");
     assert_eq!(wavs(&dir.join("recordings")).len(), 4);
     assert!(wavs(&shm.0).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_pauses_while_staging_is_over_its_budget_and_resumes_after() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    // One 300 ms recording at 192 kHz, 16-bit, is about 115 kB: two do not fit in 200 KiB.
+    let services = Services::new(program_with(
+        &dir,
+        &shm.0,
+        BATS,
+        KEEP_DETECTIONS,
+        "staging-budget \"200KiB\"",
+    ));
+    let first = run(&services, "record", "r1", Vec::new()).await;
+    assert!(first.is_object(), "{first}");
+    let skipped = run(&services, "record", "r2", Vec::new()).await;
+    assert!(skipped.is_null(), "the second recording is skipped, not failed: {skipped}");
+    assert_eq!(wavs(&shm.0).len(), 1);
+    // Detection and file management catch up: staging empties and recording resumes.
+    run(&services, "detect", "r1", vec![first]).await;
+    manage(&services).await;
+    assert!(wavs(&shm.0).is_empty());
+    let resumed = run(&services, "record", "r3", Vec::new()).await;
+    assert!(resumed.is_object(), "{resumed}");
 }

@@ -3,3 +3,5 @@
 
 pub mod moving;
 pub mod saving;
+pub mod retention;
+pub mod space;

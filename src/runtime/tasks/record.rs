@@ -60,6 +60,11 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
         }
         // Before recording: without a deployment there is nothing to file the recording under.
         let deployment = super::deployment::current(&services).await?;
+        if let Some(paused) = over_budget(&services.program)? {
+            // Detection is behind: this slot is skipped (nothing handed on), not failed.
+            tracing::warn!("{paused}");
+            return Ok(Json::Null);
+        }
         let recorder = Arc::clone(&services);
         let recorded = tokio::task::spawn_blocking(move || -> Result<Recorded, TaskError> {
             let program = &recorder.program;
@@ -78,6 +83,29 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
         tally(&services.program.paths.state, &recorded);
         to_json(&recorded)
     })
+}
+
+/// Why the next recording would pass the staging budget, if it would: recording pauses (each
+/// slot is skipped with a warning) until file management has emptied staging below it.
+pub(crate) fn over_budget(program: &Program) -> Result<Option<String>, TaskError> {
+    let mic = microphone(program)?;
+    let bytes_per_sample: u64 = match mic.sample_format {
+        crate::spec::SampleFormat::I16 => 2,
+        crate::spec::SampleFormat::I24 => 3,
+        crate::spec::SampleFormat::I32 | crate::spec::SampleFormat::F32 => 4,
+    };
+    let next = crate::audio::record::frames_for_ms(program.recording.duration_ms, mic.samplerate_hz)
+        .saturating_mul(u64::from(mic.channels) * bytes_per_sample);
+    let staging = crate::files::space::staging(program).map_err(|e| {
+        TaskError::Transient(format!("cannot measure {}: {e}", program.paths.staging))
+    })?;
+    Ok(staging.would_overflow(next).then(|| {
+        format!(
+            "recording paused: staging {} holds {} files, {} bytes, and its budget is {} bytes; \
+             it resumes when detection and file management catch up",
+            program.paths.staging, staging.files, staging.bytes, staging.budget
+        )
+    }))
 }
 
 /// Stores `recorded` under `deployment` in the metadata store (idempotent per task id), waiting
