@@ -334,7 +334,10 @@ async fn recording_pauses_while_staging_is_over_its_budget_and_resumes_after() {
     let first = run(&services, "record", "r1", Vec::new()).await;
     assert!(first.is_object(), "{first}");
     let skipped = run(&services, "record", "r2", Vec::new()).await;
-    assert!(skipped.is_null(), "the second recording is skipped, not failed: {skipped}");
+    assert!(
+        skipped.is_null(),
+        "the second recording is skipped, not failed: {skipped}"
+    );
     assert_eq!(wavs(&shm.0).len(), 1);
     // Detection and file management catch up: staging empties and recording resumes.
     run(&services, "detect", "r1", vec![first]).await;
@@ -342,4 +345,29 @@ async fn recording_pauses_while_staging_is_over_its_budget_and_resumes_after() {
     assert!(wavs(&shm.0).is_empty());
     let resumed = run(&services, "record", "r3", Vec::new()).await;
     assert!(resumed.is_object(), "{resumed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_kept_recordings_past_the_age_limit_and_records_it() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let saving = format!("{KEEP_DETECTIONS}\nretention {{\n    max-age \"1h\"\n}}");
+    let services = Services::new(program(&dir, &shm.0, BATS, &saving));
+    let old = record_and_detect(&services, "old").await;
+    let report = manage(&services).await;
+    assert_eq!(report["kept"], 1, "{report}");
+    assert_eq!(report["retention_deleted"], 0, "{report}");
+    // Two hours later (the services' clock), the kept recording is past `max-age`.
+    let later = Services::with_clock(
+        Arc::clone(&services.program),
+        acoupi::runtime::tasks::Clock::Fixed(old.start + jiff::SignedDuration::from_hours(2)),
+    );
+    let report = manage(&later).await;
+    assert_eq!(report["retention_deleted"], 1, "{report}");
+    assert!(wavs(&dir.join("recordings")).is_empty());
+    let rows = stored(&services.program);
+    assert!(
+        rows[0].deleted_on.is_some(),
+        "the row stays, marked deleted"
+    );
 }

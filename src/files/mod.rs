@@ -2,6 +2,6 @@
 //! rules that decide which recordings are kept and where.
 
 pub mod moving;
-pub mod saving;
 pub mod retention;
+pub mod saving;
 pub mod space;

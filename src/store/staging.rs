@@ -80,6 +80,64 @@ impl Store {
         Ok(None)
     }
 
+    /// The recordings kept under `dir` (not deleted), oldest first: id, path and start, with
+    /// the values of tag `tag_key` their detections carry (for retention).
+    #[allow(clippy::type_complexity)]
+    pub fn kept_recordings(
+        &self,
+        dir: &Utf8Path,
+        tag_key: Option<&str>,
+    ) -> Result<Vec<(Uuid, camino::Utf8PathBuf, jiff::Timestamp, Vec<String>)>, Error> {
+        let prefix = format!("{}/", dir.as_str().trim_end_matches('/'));
+        // Everything under `prefix`: paths from `prefix` up to (not including) the next
+        // character after its final `/`, through the index on `recording.path`.
+        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        let run = || -> rusqlite::Result<Vec<(Uuid, camino::Utf8PathBuf, String, Vec<String>)>> {
+            let mut out = Vec::new();
+            let mut index = std::collections::HashMap::new();
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT r.id, r.path, r.datetime FROM recording AS r
+                 LEFT JOIN acoupi_rs_recording AS x ON x.recording_id = r.id
+                 WHERE r.path >= ?1 AND r.path < ?2 AND x.deleted_on IS NULL
+                 ORDER BY r.datetime",
+            )?;
+            let mut rows = stmt.query([prefix.as_str(), end.as_str()])?;
+            while let Some(row) = rows.next()? {
+                let id: Uuid = row.get(0)?;
+                index.insert(id, out.len());
+                out.push((
+                    id,
+                    camino::Utf8PathBuf::from(row.get::<_, String>(1)?),
+                    row.get(2)?,
+                    Vec::new(),
+                ));
+            }
+            if let Some(key) = tag_key {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT DISTINCT mo.recording_id, t.value FROM predicted_tag AS t
+                     JOIN detection AS d ON d.id = t.detection_id
+                     JOIN model_output AS mo ON mo.id = d.model_output_id
+                     WHERE t.key = ?1",
+                )?;
+                let mut rows = stmt.query([key])?;
+                while let Some(row) = rows.next()? {
+                    let id: Uuid = row.get(0)?;
+                    if let Some(&i) = index.get(&id) {
+                        out[i].3.push(row.get(1)?);
+                    }
+                }
+            }
+            Ok(out)
+        };
+        run()
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .map(|(id, path, start, tags)| {
+                Ok((id, path, self.time(&start, "recording.datetime")?, tags))
+            })
+            .collect()
+    }
+
     /// How many recordings wait in staging.
     pub fn pending_count(&self) -> Result<u64, Error> {
         let n: i64 = self

@@ -59,6 +59,11 @@ pub(crate) struct Report {
     pub leftovers: u32,
     /// Partial copies removed from `paths.recordings`.
     pub partials: u32,
+    /// Kept recordings the retention policy deleted.
+    pub retention_deleted: u32,
+    /// Bytes still over the retention policy's usage limit (recordings it may not delete:
+    /// protected, or with messages still to send).
+    pub retention_shortfall_bytes: u64,
 }
 
 pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
@@ -124,6 +129,9 @@ pub(crate) async fn manage(services: &Arc<Services>) -> Result<Report, TaskError
     let (kept, unanalysed) = keep(services, keeps).await?;
     report.kept = kept;
     report.unanalysed = unanalysed;
+    if let Some(policy) = program.retention.clone() {
+        retain(services, &policy, &mut report).await?;
+    }
     if report != Report::default() {
         tracing::info!(?report, "managed staged recordings");
     }
@@ -328,6 +336,77 @@ async fn delete(
     })
     .await?;
     Ok(n)
+}
+
+/// Applies the retention policy to the recordings kept under `paths.recordings`: each deletion
+/// is marked in the store (one transaction) before its file is removed, and logged with its
+/// reason. No recording has unsent messages yet (the outbox comes with messaging).
+async fn retain(
+    services: &Arc<Services>,
+    policy: &crate::spec::Retention,
+    report: &mut Report,
+) -> Result<(), TaskError> {
+    use crate::files::retention::{self, FsUsage, Kept};
+    let dir = services.program.paths.recordings.clone();
+    let key = policy.keep_newest.as_ref().map(|k| k.per_tag_key.clone());
+    let listed = {
+        let dir = dir.clone();
+        services
+            .with_store(move |s, _| s.kept_recordings(&dir, key.as_deref()))
+            .await?
+    };
+    let fs_dir = dir.clone();
+    let tag_key = policy
+        .keep_newest
+        .as_ref()
+        .map(|k| k.per_tag_key.clone())
+        .unwrap_or_default();
+    let (kept, fs) = blocking(move || {
+        let kept: Vec<Kept> = listed
+            .into_iter()
+            .map(|(id, path, start, values)| Kept {
+                bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
+                tags: values.into_iter().map(|v| (tag_key.clone(), v)).collect(),
+                id,
+                path,
+                start,
+                messages_pending: false,
+            })
+            .collect();
+        let fs = crate::files::space::fs_stats(&fs_dir)
+            .map_err(|e| transient(format!("{fs_dir}: {e}")))?;
+        Ok((kept, fs))
+    })
+    .await?;
+    let usage = FsUsage {
+        total: fs.total,
+        used: fs.total.saturating_sub(fs.free),
+    };
+    let plan = retention::plan(policy, &kept, usage, services.clock.now());
+    report.retention_shortfall_bytes = plan.shortfall_bytes;
+    if plan.shortfall_bytes > 0 {
+        tracing::warn!(
+            bytes = plan.shortfall_bytes,
+            "retention cannot bring usage under its limit: what is left is protected"
+        );
+    }
+    if plan.deletions.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<uuid::Uuid> = plan.deletions.iter().map(|d| d.id).collect();
+    let now = services.clock.now();
+    services
+        .with_store(move |s, _| s.mark_recordings_deleted(&ids, now))
+        .await?;
+    report.retention_deleted = plan.deletions.len() as u32;
+    blocking(move || {
+        for d in &plan.deletions {
+            moving::remove_source(&d.path).map_err(|e| transient(e.to_string()))?;
+            tracing::info!(recording = %d.id, path = %d.path, reason = ?d.reason, "deleted by retention");
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Matches the WAVs in staging that are not `known` pending recordings with the store (see

@@ -94,8 +94,9 @@ pub(crate) fn over_budget(program: &Program) -> Result<Option<String>, TaskError
         crate::spec::SampleFormat::I24 => 3,
         crate::spec::SampleFormat::I32 | crate::spec::SampleFormat::F32 => 4,
     };
-    let next = crate::audio::record::frames_for_ms(program.recording.duration_ms, mic.samplerate_hz)
-        .saturating_mul(u64::from(mic.channels) * bytes_per_sample);
+    let next =
+        crate::audio::record::frames_for_ms(program.recording.duration_ms, mic.samplerate_hz)
+            .saturating_mul(u64::from(mic.channels) * bytes_per_sample);
     let staging = crate::files::space::staging(program).map_err(|e| {
         TaskError::Transient(format!("cannot measure {}: {e}", program.paths.staging))
     })?;

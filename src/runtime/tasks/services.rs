@@ -79,6 +79,14 @@ impl Services {
         Self::with_deployment(program, DeploymentSource::FileOrImplicit(file))
     }
 
+    /// [`Services::new`] reading the time from `clock` (tests of what depends on the date).
+    pub fn with_clock(program: Arc<Program>, clock: Clock) -> Arc<Self> {
+        let file = crate::spec::layout::deployment_file(&program.home);
+        let mut services = Self::build(program, DeploymentSource::FileOrImplicit(file));
+        services.clock = clock;
+        Arc::new(services)
+    }
+
     /// The services of a deployed worker (`acoupi worker`): recordings go under the home's
     /// deployment file, which must exist.
     pub fn deployed(program: Arc<Program>) -> Arc<Self> {
@@ -88,7 +96,11 @@ impl Services {
 
     /// The services of a process running `program` with its deployment from `deployment`.
     pub fn with_deployment(program: Arc<Program>, deployment: DeploymentSource) -> Arc<Self> {
-        Arc::new(Services {
+        Arc::new(Self::build(program, deployment))
+    }
+
+    fn build(program: Arc<Program>, deployment: DeploymentSource) -> Services {
+        Services {
             program,
             host: Host::detect(),
             clock: Clock::System,
@@ -96,7 +108,7 @@ impl Services {
             store: Mutex::new(None),
             implicit: Mutex::new(None),
             engines: OnceLock::new(),
-        })
+        }
     }
 
     /// The program's detectors, built on first use. A serve-mode program gets one process per
