@@ -168,6 +168,32 @@ fn text(r: &Report) -> String {
         None => "none found".to_owned(),
     };
     let _ = writeln!(out, "last recording  {recording}");
+    let st = &r.storage;
+    if let (Some(files), Some(bytes), Some(budget)) =
+        (st.staged_files, st.staged_bytes, st.staging_budget_bytes)
+    {
+        let _ = writeln!(
+            out,
+            "staging         {files} files, {} of a {} budget",
+            human_bytes(bytes),
+            human_bytes(budget)
+        );
+    }
+    if let Some(waiting) = st.waiting {
+        let _ = writeln!(
+            out,
+            "waiting         {waiting} recordings for detection or file management"
+        );
+    }
+    if let Some(deleted) = st.retention_deleted_last_day {
+        let _ = writeln!(
+            out,
+            "retention       {deleted} kept recordings deleted in the last day"
+        );
+    }
+    if let Some(e) = &st.error {
+        let _ = writeln!(out, "storage         unknown: {e}");
+    }
     for d in &r.disk {
         let free = match (d.free_bytes, &d.error) {
             (Some(b), _) => format!("{} free", human_bytes(b)),

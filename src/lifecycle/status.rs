@@ -130,6 +130,23 @@ pub struct DiskReport {
     pub error: Option<String>,
 }
 
+/// Staging and storage as file management sees them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StorageReport {
+    /// WAV files in staging.
+    pub staged_files: Option<u64>,
+    /// Their bytes.
+    pub staged_bytes: Option<u64>,
+    /// The staging budget in bytes: recording pauses past it.
+    pub staging_budget_bytes: Option<u64>,
+    /// Recordings the metadata store says wait for detection or file management.
+    pub waiting: Option<u64>,
+    /// Kept recordings the retention policy deleted in the last 24 hours.
+    pub retention_deleted_last_day: Option<u64>,
+    /// Why a figure is missing.
+    pub error: Option<String>,
+}
+
 /// The manifest the home was built from.
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestReport {
@@ -175,6 +192,8 @@ pub struct Report {
     pub disk: Vec<DiskReport>,
     /// The smallest free space the program wants before recording, in bytes.
     pub min_free_disk_bytes: u64,
+    /// Staging against its budget, and what file management has to do and did.
+    pub storage: StorageReport,
     /// The manifest.
     pub manifest: ManifestReport,
 }
@@ -412,6 +431,8 @@ pub fn gather(
         disk.push(report);
     }
 
+    let storage = storage(program, &mut problems);
+
     let manifest = match verify::read_lock(home) {
         Ok(lock) => {
             let (stale, note) = match verify::manifest_stale(&lock) {
@@ -466,6 +487,7 @@ pub fn gather(
         last_recording,
         disk,
         min_free_disk_bytes: program.recording.min_free_disk_bytes,
+        storage,
         manifest,
     }
 }
@@ -562,6 +584,43 @@ fn free_bytes(path: &Utf8Path) -> Result<u64, String> {
             Err(e) => return Err(format!("cannot check free space on `{path}`: {e}")),
         }
     }
+}
+
+/// Staging against its budget, from the directory; waiting and retention figures from the
+/// metadata store (read only; absent before the first recording).
+fn storage(program: &crate::spec::Program, problems: &mut Vec<String>) -> StorageReport {
+    let mut report = StorageReport::default();
+    match crate::files::space::staging(program) {
+        Ok(s) => {
+            if s.bytes > s.budget {
+                problems.push(format!(
+                    "staging holds {} of its {} budget: recording is paused until detection catches up",
+                    human_bytes(s.bytes),
+                    human_bytes(s.budget)
+                ));
+            }
+            report.staged_files = Some(s.files);
+            report.staged_bytes = Some(s.bytes);
+            report.staging_budget_bytes = Some(s.budget);
+        }
+        Err(e) => report.error = Some(format!("{}: {e}", program.paths.staging)),
+    }
+    if program.paths.metadata.exists() {
+        let day_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24);
+        match crate::store::Store::open_read_only(&program.paths.metadata).and_then(|s| {
+            Ok((
+                s.pending_count()?,
+                s.deleted_under_since(&program.paths.recordings, day_ago)?,
+            ))
+        }) {
+            Ok((waiting, deleted)) => {
+                report.waiting = Some(waiting);
+                report.retention_deleted_last_day = Some(deleted);
+            }
+            Err(e) => report.error = Some(e.to_string()),
+        }
+    }
+    report
 }
 
 #[cfg(test)]

@@ -138,6 +138,27 @@ impl Store {
             .collect()
     }
 
+    /// How many recordings kept under `dir` were deleted (by retention) at or after `since`.
+    pub fn deleted_under_since(
+        &self,
+        dir: &Utf8Path,
+        since: jiff::Timestamp,
+    ) -> Result<u64, Error> {
+        let prefix = format!("{}/", dir.as_str().trim_end_matches('/'));
+        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM recording AS r
+                 JOIN acoupi_rs_recording AS x ON x.recording_id = r.id
+                 WHERE r.path >= ?1 AND r.path < ?2 AND x.deleted_on >= ?3",
+                params![prefix, end, isotime::isoformat(since)],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(n.max(0) as u64)
+    }
+
     /// How many recordings wait in staging.
     pub fn pending_count(&self) -> Result<u64, Error> {
         let n: i64 = self
