@@ -457,9 +457,7 @@ async fn handle(shared: &Shared, broker: &Broker, d: Delivery) {
     }
 }
 
-/// Publishes the follow-ups of a task that succeeded with `result`; a `null` result (a task
-/// that had nothing to hand on, such as a recording skipped while staging is over its budget)
-/// publishes none. A follow-up that cannot
+/// Publishes the follow-ups of a task that succeeded with `result`. A follow-up that cannot
 /// be published fails the task transiently (retried with backoff, then dead-lettered; handlers
 /// are idempotent): left unacknowledged on a connection that stays up, the delivery would
 /// hold its prefetch slot for good, and a worker at prefetch 1 would stop.
@@ -470,9 +468,6 @@ async fn publish_follow_ups(
     result: &Json,
     parent_queue: &str,
 ) -> Option<TaskError> {
-    if result.is_null() {
-        return None;
-    }
     for sig in &msg.callbacks {
         let child = msg.follow_up(sig, result);
         let queue = follow_up_queue(&shared.program, &sig.task, sig.queue.as_ref(), parent_queue);

@@ -1,6 +1,7 @@
 //! `detect`: runs the program's detectors on one recording and stores what each found.
 //!
-//! In: the `Recorded` result of `record` (its recording already in the metadata store).
+//! In: the `Recorded` result of `record` (its recording already in the metadata store), or
+//! `null` when the recording was skipped (nothing to do).
 //! Out: a [`Detected`]: one outcome per detector, the argument of the follow-up
 //! `manage-files`. Each detector's detections under its threshold are dropped; the rest are
 //! stored as one acoupi model output per detector, with their tags.
@@ -23,12 +24,12 @@ use crate::store::OutputSummary;
 
 pub(super) fn run(ctx: TaskContext, args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
     Box::pin(async move {
-        let recorded: Recorded = optional_arg(&args, 0, "a `Recorded`")?.ok_or_else(|| {
-            TaskError::Permanent(
-                "detect needs the recording to analyse (the result of `record`) as its argument"
-                    .into(),
-            )
-        })?;
+        // No recording (its slot was skipped, e.g. while staging was over its budget): as in
+        // Celery, the chain goes on with `null`, and there is nothing to analyse.
+        let Some(recorded) = optional_arg::<Recorded>(&args, 0, "a `Recorded`")? else {
+            tracing::debug!("no recording to analyse");
+            return Ok(Json::Null);
+        };
         let id = recorded.id.clone();
         match run_detectors(&ctx.services, recorded).await {
             Ok(detected) => {

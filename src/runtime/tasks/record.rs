@@ -61,7 +61,7 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
         // Before recording: without a deployment there is nothing to file the recording under.
         let deployment = super::deployment::current(&services).await?;
         if let Some(paused) = over_budget(&services.program)? {
-            // Detection is behind: this slot is skipped (nothing handed on), not failed.
+            // Detection is behind: this slot is skipped, not failed; its follow-ups get `null`.
             tracing::warn!("{paused}");
             return Ok(Json::Null);
         }
