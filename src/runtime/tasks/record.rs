@@ -100,6 +100,11 @@ pub(crate) fn over_budget(program: &Program) -> Result<Option<String>, TaskError
     let staging = crate::files::space::staging(program).map_err(|e| {
         TaskError::Transient(format!("cannot measure {}: {e}", program.paths.staging))
     })?;
+    // No budget at all means the disk is below `min-free-disk`: the recorder's own check
+    // fails the task with that cause.
+    if staging.budget == 0 {
+        return Ok(None);
+    }
     Ok(staging.would_overflow(next).then(|| {
         format!(
             "recording paused: staging {} holds {} files, {} bytes, and its budget is {} bytes; \
