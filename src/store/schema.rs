@@ -119,8 +119,10 @@ CREATE TABLE IF NOT EXISTS acoupi_rs_model_output (
 
 /// Version 3: what file management needs. `acoupi_rs_pending` lists the recordings waiting in
 /// staging (so a run never scans acoupi's `recording` table), `acoupi_rs_detection_failure`
-/// the detectors that failed for good on a recording (kept, never deleted unseen), and indexes
-/// on `recording.path` and our `staged_path` find the row of a staged file.
+/// the detectors that failed for good on a recording (kept, never deleted unseen), and an
+/// index on our `staged_path` finds the row of a staged file once it has moved on (acoupi's
+/// own unique constraint on `recording.path` indexes the current path; acoupi's tables get
+/// nothing of ours).
 const FILE_MANAGEMENT: &str = "
 CREATE TABLE IF NOT EXISTS acoupi_rs_pending (
     recording_id BLOB PRIMARY KEY REFERENCES recording(id)
@@ -134,7 +136,6 @@ CREATE TABLE IF NOT EXISTS acoupi_rs_detection_failure (
     PRIMARY KEY (recording_id, detector)
 );
 
-CREATE INDEX IF NOT EXISTS acoupi_rs_recording_path ON recording (path);
 CREATE INDEX IF NOT EXISTS acoupi_rs_recording_staged_path ON acoupi_rs_recording (staged_path);
 ";
 
