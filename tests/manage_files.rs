@@ -120,26 +120,6 @@ fn stored(program: &Program) -> Vec<StoredRecording> {
         .expect("recordings")
 }
 
-fn wavs(dir: &Utf8Path) -> Vec<Utf8PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = d.read_dir_utf8() else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.into_path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// The date folder a recording starting at `r.start` goes to (the program's timezone is UTC).
 fn date_folder(r: &Recorded) -> String {
     r.start.strftime("%Y/%m/%d").to_string()
@@ -157,8 +137,11 @@ async fn recordings_with_detections_are_kept_in_date_folders_and_the_rest_delete
         .join("recordings")
         .join(date_folder(&r))
         .join(r.path.file_name().expect("a name"));
-    assert_eq!(wavs(&dir.join("recordings")), std::slice::from_ref(&kept));
-    assert!(wavs(&shm.0).is_empty(), "staging is empty");
+    assert_eq!(
+        common::files_under(&dir.join("recordings")),
+        std::slice::from_ref(&kept)
+    );
+    assert!(common::files_under(&shm.0).is_empty(), "staging is empty");
     let rows = stored(&services.program);
     assert_eq!(rows[0].recording.path.as_ref(), Some(&kept));
     assert_eq!(rows[0].staged_path.as_ref(), Some(&r.path));
@@ -186,8 +169,8 @@ async fn recordings_with_detections_are_kept_in_date_folders_and_the_rest_delete
     let r = record_and_detect(&services, "r2").await;
     let report = manage(&services).await;
     assert_eq!(report["deleted"], 1, "{report}");
-    assert!(!r.path.exists() && wavs(&shm2.0).is_empty());
-    assert!(wavs(&dir2.join("recordings")).is_empty());
+    assert!(!r.path.exists() && common::files_under(&shm2.0).is_empty());
+    assert!(common::files_under(&dir2.join("recordings")).is_empty());
     let rows = stored(&services.program);
     assert!(rows[0].deleted_on.is_some(), "{:?}", rows[0]);
 }
@@ -213,8 +196,8 @@ async fn waiting_recordings_stay_and_failed_ones_are_kept_unanalysed() {
         .join("recordings/unanalysed")
         .join(date_folder(&r))
         .join(r.path.file_name().expect("name"));
-    assert_eq!(wavs(&dir.join("recordings")), [kept]);
-    assert!(wavs(&shm.0).is_empty());
+    assert_eq!(common::files_under(&dir.join("recordings")), [kept]);
+    assert!(common::files_under(&shm.0).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +244,7 @@ async fn a_staged_file_nothing_stored_is_adopted_analysed_and_kept() {
         !outputs[0].detections.is_empty(),
         "the adopted file was analysed"
     );
-    assert!(wavs(&shm.0).is_empty());
+    assert!(common::files_under(&shm.0).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,12 +272,12 @@ async fn a_move_interrupted_at_either_crash_point_is_finished_by_the_next_run() 
     assert_eq!(report["partials"], 1, "{report}");
     assert_eq!(report["leftovers"], 1, "{report}");
     assert_eq!(report["kept"], 1, "{report}");
-    assert_eq!(wavs(&dir.join("recordings")), {
+    assert_eq!(common::files_under(&dir.join("recordings")), {
         let mut v = vec![placed.path.clone(), b_placed.path.clone()];
         v.sort();
         v
     });
-    assert!(wavs(&shm.0).is_empty(), "no file left twice");
+    assert!(common::files_under(&shm.0).is_empty(), "no file left twice");
     for row in stored(&services.program) {
         let path = row.recording.path.expect("a path");
         assert!(
@@ -315,8 +298,8 @@ async fn concurrent_runs_manage_each_recording_once() {
     let (x, y) = tokio::join!(manage(&services), manage(&services));
     let kept = x["kept"].as_u64().expect("n") + y["kept"].as_u64().expect("n");
     assert_eq!(kept, 4, "{x} {y}");
-    assert_eq!(wavs(&dir.join("recordings")).len(), 4);
-    assert!(wavs(&shm.0).is_empty());
+    assert_eq!(common::files_under(&dir.join("recordings")).len(), 4);
+    assert!(common::files_under(&shm.0).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,11 +321,11 @@ async fn recording_pauses_while_staging_is_over_its_budget_and_resumes_after() {
         skipped.is_null(),
         "the second recording is skipped, not failed: {skipped}"
     );
-    assert_eq!(wavs(&shm.0).len(), 1);
+    assert_eq!(common::files_under(&shm.0).len(), 1);
     // Detection and file management catch up: staging empties and recording resumes.
     run(&services, "detect", "r1", vec![first]).await;
     manage(&services).await;
-    assert!(wavs(&shm.0).is_empty());
+    assert!(common::files_under(&shm.0).is_empty());
     let resumed = run(&services, "record", "r3", Vec::new()).await;
     assert!(resumed.is_object(), "{resumed}");
 }
@@ -364,7 +347,7 @@ async fn retention_deletes_kept_recordings_past_the_age_limit_and_records_it() {
     );
     let report = manage(&later).await;
     assert_eq!(report["retention_deleted"], 1, "{report}");
-    assert!(wavs(&dir.join("recordings")).is_empty());
+    assert!(common::files_under(&dir.join("recordings")).is_empty());
     let rows = stored(&services.program);
     assert!(
         rows[0].deleted_on.is_some(),

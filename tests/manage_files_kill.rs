@@ -10,29 +10,9 @@ use std::time::Duration;
 
 use acoupi::spec::data::{Deployment, Recording, new_id};
 use acoupi::store::{Filter, Store};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 
 const N: usize = 160;
-
-fn files_under(dir: &Utf8Path) -> Vec<Utf8PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = d.read_dir_utf8() else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.into_path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn a_killed_run_loses_nothing_and_the_next_finishes() {
@@ -143,7 +123,7 @@ fn a_killed_run_loses_nothing_and_the_next_finishes() {
                 .count();
             partway.push((
                 store.pending_count().expect("count"),
-                files_under(&recordings).len() - pointed,
+                common::files_under(&recordings).len() - pointed,
             ));
             continue;
         }
@@ -171,11 +151,11 @@ fn a_killed_run_loses_nothing_and_the_next_finishes() {
     let mut kept_sorted = kept.clone();
     kept_sorted.sort();
     assert_eq!(
-        files_under(&recordings),
+        common::files_under(&recordings),
         kept_sorted,
         "each kept file once, nothing else"
     );
-    assert!(files_under(&staging).is_empty(), "staging is empty");
+    assert!(common::files_under(&staging).is_empty(), "staging is empty");
     for path in &kept {
         let bytes = std::fs::read(path).expect("kept file");
         assert_eq!(bytes.len(), 1_500_000, "{path} is whole");

@@ -88,10 +88,7 @@ impl Store {
         dir: &Utf8Path,
         tag_key: Option<&str>,
     ) -> Result<Vec<(Uuid, camino::Utf8PathBuf, jiff::Timestamp, Vec<String>)>, Error> {
-        let prefix = format!("{}/", dir.as_str().trim_end_matches('/'));
-        // Everything under `prefix`: paths from `prefix` up to (not including) the next
-        // character after its final `/`, through the index on `recording.path`.
-        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        let (prefix, end) = range_under(dir);
         let run = || -> rusqlite::Result<Vec<(Uuid, camino::Utf8PathBuf, String, Vec<String>)>> {
             let mut out = Vec::new();
             let mut index = std::collections::HashMap::new();
@@ -144,8 +141,7 @@ impl Store {
         dir: &Utf8Path,
         since: jiff::Timestamp,
     ) -> Result<u64, Error> {
-        let prefix = format!("{}/", dir.as_str().trim_end_matches('/'));
-        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        let (prefix, end) = range_under(dir);
         let n: i64 = self
             .conn
             .query_row(
@@ -283,5 +279,29 @@ impl Store {
             })
             .map_err(|e| self.error(e))?;
         Ok(n.unwrap_or(0).max(0) as u64)
+    }
+}
+
+/// The paths under `dir` as a half-open text range `[dir/, dir0)` (`0` follows `/`), which
+/// SQLite answers through the index on `recording.path`.
+fn range_under(dir: &Utf8Path) -> (String, String) {
+    let base = dir.as_str().trim_end_matches('/');
+    (format!("{base}/"), format!("{base}0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_range_under_a_folder_holds_its_files_and_nothing_beside_it() {
+        let (from, to) = range_under(Utf8Path::new("/data/recordings/"));
+        let inside = |p: &str| from.as_str() <= p && p < to.as_str();
+        assert!(inside("/data/recordings/2026/06/01/a.wav"));
+        assert!(inside("/data/recordings/unanalysed/a.wav"));
+        assert!(!inside("/data/recordings"));
+        assert!(!inside("/data/recordings-old/a.wav"));
+        assert!(!inside("/data/recordings2/a.wav"));
+        assert!(!inside("/data/staging/a.wav"));
     }
 }

@@ -49,6 +49,27 @@ pub(crate) fn tempdir() -> (tempfile::TempDir, Utf8PathBuf) {
     (dir, path)
 }
 
+/// Every file under `dir`, recursively, sorted (none when `dir` is missing).
+pub(crate) fn files_under(dir: &Utf8Path) -> Vec<Utf8PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = d.read_dir_utf8() else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.into_path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Writes `text` to `dir/name` and returns the path.
 pub(crate) fn write(dir: &Utf8Path, name: &str, text: impl AsRef<[u8]>) -> Utf8PathBuf {
     let p = dir.join(name);
