@@ -105,6 +105,14 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
     assert_eq!(beat["recording"]["files"], 1);
     assert_eq!(beat["recording"]["overruns"], 0);
     assert_eq!(beat["recording"]["last_file"], first["path"]);
+    // And the staging backlog: the one file, under its budget.
+    assert_eq!(beat["staging"]["files"], 1, "{beat}");
+    let size = std::fs::metadata(first["path"].as_str().expect("a path"))
+        .expect("the file")
+        .len();
+    assert_eq!(beat["staging"]["bytes"], size, "{beat}");
+    assert_eq!(beat["staging"]["paused"], false, "{beat}");
+    assert!(beat["staging"]["budget"].as_u64().expect("a budget") > size);
     let saved: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(program.paths.state.join("heartbeat.json")).unwrap(),
     )
