@@ -80,11 +80,10 @@ impl Store {
         raw.map(|r| r.decode(self)).transpose()
     }
 
-    /// The latest recording (by start) whose audio is at `path`, if one is stored: how
-    /// re-analysing a file finds the recording it was stored as. (`path` is not indexed: a
-    /// scan, for tools, not for tasks.)
+    /// The recording whose audio is at `path`, if one is stored (acoupi's schema makes paths
+    /// unique and indexes them): how re-analysing a file finds the recording it was stored as.
     pub fn recording_at_path(&self, path: &Utf8Path) -> Result<Option<StoredRecording>, Error> {
-        let sql = format!("{SELECT} WHERE r.path = ?1 ORDER BY r.datetime DESC LIMIT 1");
+        let sql = format!("{SELECT} WHERE r.path = ?1");
         let raw = self
             .conn
             .query_row(&sql, [path.as_str()], RawRecording::read)

@@ -60,24 +60,20 @@ impl Store {
         &self,
         path: &Utf8Path,
     ) -> Result<Option<StoredRecording>, Error> {
-        // Two indexed lookups: an `OR` across the joined tables would scan `recording`.
-        for sql in [
-            format!("{SELECT} WHERE r.path = ?1 LIMIT 1"),
-            format!(
-                "{SELECT} WHERE r.id = (SELECT recording_id FROM acoupi_rs_recording \
-                 WHERE staged_path = ?1 LIMIT 1)"
-            ),
-        ] {
-            let raw = self
-                .conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| s.query_row([path.as_str()], RawRecording::read).optional())
-                .map_err(|e| self.error(e))?;
-            if let Some(r) = raw {
-                return r.decode(self).map(Some);
-            }
+        if let Some(r) = self.recording_at_path(path)? {
+            return Ok(Some(r));
         }
-        Ok(None)
+        // A second indexed lookup: an `OR` across the joined tables would scan `recording`.
+        let sql = format!(
+            "{SELECT} WHERE r.id = (SELECT recording_id FROM acoupi_rs_recording \
+             WHERE staged_path = ?1 LIMIT 1)"
+        );
+        let raw = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([path.as_str()], RawRecording::read).optional())
+            .map_err(|e| self.error(e))?;
+        raw.map(|r| r.decode(self)).transpose()
     }
 
     /// The recordings kept under `dir` (not deleted), oldest first: id, path and start, with
@@ -233,33 +229,6 @@ impl Store {
             };
         run(&mut states).map_err(|e| self.error(e))?;
         Ok(states)
-    }
-
-    /// What the detectors made of recording `id`.
-    pub fn detection_state(&self, id: Uuid) -> Result<DetectionState, Error> {
-        let key = id.as_bytes().as_slice();
-        let run = || -> rusqlite::Result<DetectionState> {
-            let mut state = DetectionState::default();
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT mo.model_name, MAX(d.detection_score) FROM model_output AS mo
-                 LEFT JOIN detection AS d ON d.model_output_id = mo.id
-                 WHERE mo.recording_id = ?1 GROUP BY mo.model_name ORDER BY mo.model_name",
-            )?;
-            let mut rows = stmt.query([key])?;
-            while let Some(row) = rows.next()? {
-                state.outputs.push((row.get(0)?, row.get(1)?));
-            }
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT detector, error FROM acoupi_rs_detection_failure WHERE recording_id = ?1
-                 ORDER BY detector",
-            )?;
-            let mut rows = stmt.query([key])?;
-            while let Some(row) = rows.next()? {
-                state.failures.push((row.get(0)?, row.get(1)?));
-            }
-            Ok(state)
-        };
-        run().map_err(|e| self.error(e))
     }
 
     /// How many recordings of recording `id`'s deployment started before it (for `keep-if
