@@ -24,6 +24,7 @@ pub mod home;
 pub mod host;
 pub mod lifecycle;
 pub mod manifest;
+pub mod messaging;
 pub mod model;
 pub mod plan;
 pub mod report;

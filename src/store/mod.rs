@@ -14,6 +14,7 @@
 
 mod deployments;
 mod info;
+mod outbox;
 mod outputs;
 mod query;
 mod recordings;
@@ -26,6 +27,10 @@ use camino::{Utf8Path, Utf8PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use info::{Info, TableCount};
+pub use outbox::{
+    BACKOFF_BASE_MS, BACKOFF_MAX_MS, Backlog, NewMessage, OUTBOX_SCHEMA_VERSION, Outbox, Queued,
+    Tally, backoff_ms,
+};
 pub use outputs::OutputSummary;
 pub use query::{Filter, FoundDetection};
 pub use recordings::{Inserted, StoredRecording};
@@ -48,13 +53,13 @@ const CACHE_KIB: i64 = -16 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `open_read_only` was given a path with no file.
-    #[error("no metadata store at `{path}`")]
+    #[error("no store at `{path}`")]
     Missing {
         /// The path.
         path: Utf8PathBuf,
     },
     /// The directory of a new store could not be created.
-    #[error("cannot create the directory of metadata store `{path}`: {detail}")]
+    #[error("cannot create the directory of store `{path}`: {detail}")]
     CreateDir {
         /// The store's path.
         path: Utf8PathBuf,
@@ -62,7 +67,7 @@ pub enum Error {
         detail: String,
     },
     /// The file exists but could not be opened.
-    #[error("cannot open metadata store `{path}`: {detail}")]
+    #[error("cannot open store `{path}`: {detail}")]
     CannotOpen {
         /// The path.
         path: Utf8PathBuf,
@@ -70,13 +75,13 @@ pub enum Error {
         detail: String,
     },
     /// The file is not an SQLite database at all.
-    #[error("`{path}` is not a metadata store: file is not a database")]
+    #[error("`{path}` is not a store: file is not a database")]
     NotADatabase {
         /// The path.
         path: Utf8PathBuf,
     },
     /// An SQLite database without acoupi's tables.
-    #[error("`{path}` is an SQLite database but not an acoupi metadata store (no `{table}` table)")]
+    #[error("`{path}` is an SQLite database but not an acoupi store (no `{table}` table)")]
     NotAStore {
         /// The path.
         path: Utf8PathBuf,
@@ -84,7 +89,7 @@ pub enum Error {
         table: &'static str,
     },
     /// The file is damaged (truncated, overwritten).
-    #[error("metadata store `{path}` is corrupt: {detail}")]
+    #[error("store `{path}` is corrupt: {detail}")]
     Corrupt {
         /// The path.
         path: Utf8PathBuf,
@@ -92,7 +97,7 @@ pub enum Error {
         detail: String,
     },
     /// The file, its directory or its file system cannot be written.
-    #[error("metadata store `{path}` cannot be written (read-only file or file system): {detail}")]
+    #[error("store `{path}` cannot be written (read-only file or file system): {detail}")]
     ReadOnly {
         /// The path.
         path: Utf8PathBuf,
@@ -100,13 +105,13 @@ pub enum Error {
         detail: String,
     },
     /// No space left for the write.
-    #[error("metadata store `{path}`: the disk is full")]
+    #[error("store `{path}`: the disk is full")]
     DiskFull {
         /// The path.
         path: Utf8PathBuf,
     },
     /// Another process held a lock for longer than the busy timeout.
-    #[error("metadata store `{path}` is locked by another process (waited {waited:?})")]
+    #[error("store `{path}` is locked by another process (waited {waited:?})")]
     Locked {
         /// The path.
         path: Utf8PathBuf,
@@ -115,7 +120,7 @@ pub enum Error {
     },
     /// The file was written by a newer acoupi (ours or the Python original).
     #[error(
-        "metadata store `{path}` has {which} version {found}, newer than the {known} this acoupi knows; it was left untouched: upgrade acoupi"
+        "store `{path}` has {which} version {found}, newer than the {known} this acoupi knows; it was left untouched: upgrade acoupi"
     )]
     NewerSchema {
         /// The path.
@@ -128,7 +133,7 @@ pub enum Error {
         known: i64,
     },
     /// A recording id the store does not hold (acoupi refuses model outputs of one too).
-    #[error("metadata store `{path}` has no recording `{id}`")]
+    #[error("store `{path}` has no recording `{id}`")]
     UnknownRecording {
         /// The path.
         path: Utf8PathBuf,
@@ -136,7 +141,7 @@ pub enum Error {
         id: uuid::Uuid,
     },
     /// A row breaks a constraint (e.g. two recordings with the same start time).
-    #[error("metadata store `{path}`: {detail}")]
+    #[error("store `{path}`: {detail}")]
     Constraint {
         /// The path.
         path: Utf8PathBuf,
@@ -144,7 +149,7 @@ pub enum Error {
         detail: String,
     },
     /// A stored value this acoupi cannot read (a malformed time, an unknown prediction type).
-    #[error("metadata store `{path}` holds a value this acoupi cannot read: {detail}")]
+    #[error("store `{path}` holds a value this acoupi cannot read: {detail}")]
     BadValue {
         /// The path.
         path: Utf8PathBuf,
@@ -152,7 +157,7 @@ pub enum Error {
         detail: String,
     },
     /// Any other SQLite failure.
-    #[error("metadata store `{path}`: {detail}")]
+    #[error("store `{path}`: {detail}")]
     Sqlite {
         /// The path.
         path: Utf8PathBuf,
@@ -227,42 +232,48 @@ impl Store {
     }
 
     fn connect(path: &Utf8Path, flags: OpenFlags) -> Result<Store, Error> {
-        let conn = Connection::open_with_flags(path.as_std_path(), flags)
-            .map_err(|e| classify(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| classify(path, e))?;
-        // Per connection, nothing is written. acoupi's UUID keys scatter every index, so the
-        // default 2 MiB page cache misses on nearly every lookup in a store of a few months.
-        conn.pragma_update(None, "cache_size", CACHE_KIB)
-            .map_err(|e| classify(path, e))?;
         Ok(Store {
-            conn,
+            conn: connect(path, flags)?,
             path: path.to_owned(),
         })
     }
 
-    /// WAL so readers never block the writer; NORMAL sync is durable across application
-    /// crashes in WAL mode and loses at most the last commits on power loss, never consistency.
     fn pragmas(&self) -> rusqlite::Result<()> {
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
-                Some(format!(
-                    "cannot switch to WAL (journal mode stays `{mode}`)"
-                )),
-            ));
-        }
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        self.conn.pragma_update(None, "synchronous", "NORMAL")
+        write_pragmas(&self.conn)
     }
 
-    /// `e` as an [`Error`] naming this store's file.
     fn error(&self, e: rusqlite::Error) -> Error {
         classify(&self.path, e)
     }
+}
+
+/// A connection to `path` with the busy timeout and page cache every store uses.
+fn connect(path: &Utf8Path, flags: OpenFlags) -> Result<Connection, Error> {
+    let conn =
+        Connection::open_with_flags(path.as_std_path(), flags).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| classify(path, e))?;
+    // Per connection, nothing is written. acoupi's UUID keys scatter every index, so the
+    // default 2 MiB page cache misses on nearly every lookup in a store of a few months.
+    conn.pragma_update(None, "cache_size", CACHE_KIB)
+        .map_err(|e| classify(path, e))?;
+    Ok(conn)
+}
+
+/// What a writing connection sets: WAL (readers never block the writer), foreign keys, and
+/// `synchronous = NORMAL` (a power cut loses at most the last commits, never the file).
+fn write_pragmas(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some(format!(
+                "cannot switch to WAL (journal mode stays `{mode}`)"
+            )),
+        ));
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
 }
 
 /// An SQLite error as an [`Error`] naming `path`, by its primary result code.

@@ -176,11 +176,23 @@ impl Store {
                 inner.params,
             );
         }
+        let limit = w.limit(f);
+        self.load_outputs(w, limit)
+    }
+
+    /// The model output `id`, whole, if stored.
+    pub fn model_output(&self, id: Uuid) -> Result<Option<ModelOutput>, Error> {
+        let mut w = Where::default();
+        w.push("mo.id = ?", [Value::Blob(id.as_bytes().to_vec())]);
+        Ok(self.load_outputs(w, "")?.pop())
+    }
+
+    /// The model outputs `w` selects, newest first, each with its recording and detections.
+    fn load_outputs(&self, w: Where, limit: impl std::fmt::Display) -> Result<Vec<ModelOutput>, Error> {
         let sql = format!(
             "SELECT mo.id, mo.model_name, mo.recording_id, mo.created_on FROM model_output AS mo\
-             {} ORDER BY mo.created_on DESC{}",
+             {} ORDER BY mo.created_on DESC{limit}",
             w.sql(),
-            w.limit(f)
         );
         let rows = self.rows(&sql, w.params, |r| {
             Ok((
