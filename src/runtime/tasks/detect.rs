@@ -6,6 +6,9 @@
 //! `manage-files`. Each detector's detections under its threshold are dropped; the rest are
 //! stored as one acoupi model output per detector, with their tags.
 //!
+//! Each output's detection messages (the manifest's `message detection` rules) are stored in
+//! the outbox right after the output.
+//!
 //! Idempotent: a detector whose output for this recording is already stored (an earlier
 //! delivery of the task got that far) is not run again; its stored output is reported. A
 //! detector failure fails the task after the detectors before it have stored their outputs,
@@ -119,6 +122,19 @@ async fn run_detectors(
         let summary = match earlier {
             Some(s) => {
                 tracing::info!(detector = %name, recording = %id, "already detected by an earlier delivery");
+                // Its messages may not have been stored before that delivery stopped.
+                if wants_detection_messages(services) {
+                    let output_id = s.id;
+                    let output = services
+                        .with_store(move |store, _| store.model_output(output_id))
+                        .await
+                        .map_err(whole)?;
+                    if let Some(output) = output {
+                        push_detection_messages(services, &output)
+                            .await
+                            .map_err(whole)?;
+                    }
+                }
                 s
             }
             None => {
@@ -152,8 +168,12 @@ async fn run_detectors(
                     ms = started.elapsed().as_millis() as u64,
                     "detected"
                 );
+                let stored = output.clone();
                 services
-                    .with_store(move |store, _| store.insert_model_output(&output))
+                    .with_store(move |store, _| store.insert_model_output(&stored))
+                    .await
+                    .map_err(whole)?;
+                push_detection_messages(services, &output)
                     .await
                     .map_err(whole)?;
                 summary
@@ -170,6 +190,29 @@ async fn run_detectors(
         recording: recorded,
         outputs,
     })
+}
+
+/// Whether the program builds detection messages.
+fn wants_detection_messages(services: &Services) -> bool {
+    services.program.messaging.as_ref().is_some_and(|m| {
+        m.messages
+            .iter()
+            .any(|r| matches!(r, crate::spec::MessageRule::Detection { .. }))
+    })
+}
+
+/// Stores in the outbox the detection messages the program's rules build from `output`.
+async fn push_detection_messages(
+    services: &Arc<Services>,
+    output: &crate::spec::data::ModelOutput,
+) -> Result<(), TaskError> {
+    let Some(messaging) = &services.program.messaging else {
+        return Ok(());
+    };
+    let messages =
+        crate::messaging::messages::detection_messages(messaging, output, services.clock.now())
+            .map_err(|e| TaskError::Permanent(format!("cannot build a detection message: {e}")))?;
+    services.push_messages(messages).await.map(drop)
 }
 
 /// `e` as a task error message naming the detector and the file once each.

@@ -21,6 +21,7 @@
 //!    renamed, the store updated, then the staged file removed: killed at any point, the next
 //!    run finishes the move. A deleted file's row stays, marked deleted.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ use super::{Services, TaskContext, TaskError, TaskFuture};
 use crate::files::moving;
 use crate::files::saving::{self, Decision, Facts, UNANALYSED_FOLDER};
 use crate::runtime::beat::schedule::Clock;
+use crate::spec::MessageRule;
+use crate::spec::data::Recording;
 use crate::spec::layout::State;
 use crate::spec::payload::Recorded;
 use crate::spec::tasks;
@@ -239,6 +242,20 @@ async fn keep(
     let staging = services.program.paths.staging.clone();
     let recordings = services.program.paths.recordings.clone();
     let now = services.clock.now();
+    // What the `message recording` rule reports, by id (the kept path filled in below).
+    let about: HashMap<uuid::Uuid, Recording> = match &services.program.messaging {
+        Some(m)
+            if m.messages
+                .iter()
+                .any(|r| matches!(r, MessageRule::Recording)) =>
+        {
+            keeps
+                .iter()
+                .map(|(s, _, _)| (s.recording.id, s.recording.clone()))
+                .collect()
+        }
+        _ => HashMap::new(),
+    };
     let placed = blocking(move || {
         let mut out = Placements::default();
         for (stored, folder, why) in keeps {
@@ -269,6 +286,26 @@ async fn keep(
     })
     .await?;
     let Placements { moved, gone, error } = placed;
+    // The messages go in first: a run stopped after this re-keeps the same recordings and
+    // pushes the same ids again, while one stopped after the store update would never
+    // revisit them.
+    if let Some(messaging) = &services.program.messaging {
+        let mut messages = Vec::new();
+        for (id, _, to, _, _) in &moved {
+            if let Some(r) = about.get(id) {
+                let kept = Recording {
+                    path: Some(to.clone()),
+                    ..r.clone()
+                };
+                messages.extend(
+                    crate::messaging::messages::recording_message(messaging, &kept, now).map_err(
+                        |e| TaskError::Permanent(format!("cannot build a recording message: {e}")),
+                    )?,
+                );
+            }
+        }
+        services.push_messages(messages).await?;
+    }
     let paths: Vec<(uuid::Uuid, Utf8PathBuf)> = moved
         .iter()
         .map(|(id, _, to, _, _)| (*id, to.clone()))
@@ -340,7 +377,7 @@ async fn delete(
 
 /// Applies the retention policy to the recordings kept under `paths.recordings`: each deletion
 /// is marked in the store (one transaction) before its file is removed, and logged with its
-/// reason. No recording has unsent messages yet (the outbox comes with messaging).
+/// reason. A recording with messages still in the outbox is never deleted.
 async fn retain(
     services: &Arc<Services>,
     policy: &crate::spec::Retention,
@@ -355,6 +392,14 @@ async fn retain(
             .with_store(move |s, _| s.kept_recordings(&dir, key.as_deref()))
             .await?
     };
+    // Recordings whose messages still wait in the outbox keep their files.
+    let unsent: HashSet<uuid::Uuid> = if services.program.messaging.is_some() {
+        services
+            .with_outbox(|o, _| o.recordings_with_unsent())
+            .await?
+    } else {
+        HashSet::new()
+    };
     let fs_dir = dir.clone();
     let tag_key = policy
         .keep_newest
@@ -367,10 +412,10 @@ async fn retain(
             .map(|(id, path, start, values)| Kept {
                 bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
                 tags: values.into_iter().map(|v| (tag_key.clone(), v)).collect(),
+                messages_pending: unsent.contains(&id),
                 id,
                 path,
                 start,
-                messages_pending: false,
             })
             .collect();
         let fs = crate::files::space::fs_stats(&fs_dir)

@@ -2,8 +2,8 @@
 //!
 //! In: the compiled program and where its deployment comes from. Out: [`Services`]: the
 //! program, the machine's facts, the clock handlers read the time from, the current deployment
-//! and the long-lived resources the pipeline stages hold (the metadata store; detector
-//! processes and messengers as those stages land). A resource is opened on first use, so a
+//! and the long-lived resources the pipeline stages hold (the metadata store, the outbox,
+//! detector processes, messengers). A resource is opened on first use, so a
 //! worker that never needs it never pays for it, and dropped after a failure, so the next task
 //! opens it afresh (a replaced or repaired file is picked up without a restart).
 
@@ -17,7 +17,7 @@ use crate::detect::Engines;
 use crate::host::Host;
 use crate::spec::data::Deployment;
 use crate::spec::{Program, tasks};
-use crate::store::{self, Store};
+use crate::store::{self, NewMessage, Outbox, Store};
 
 /// Where handlers read the time from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub struct Services {
     pub deployment: DeploymentSource,
     /// The metadata store, once opened.
     store: Mutex<Option<Store>>,
+    /// The outbox, once opened.
+    outbox: Mutex<Option<Outbox>>,
     /// The implicit deployment, once chosen (so every recording of a run shares it).
     implicit: Mutex<Option<Deployment>>,
     /// The program's detectors, once a detection asked for them.
@@ -106,6 +108,7 @@ impl Services {
             clock: Clock::System,
             deployment,
             store: Mutex::new(None),
+            outbox: Mutex::new(None),
             implicit: Mutex::new(None),
             engines: OnceLock::new(),
         }
@@ -162,24 +165,63 @@ impl Services {
         T: Send + 'static,
         F: FnOnce(&mut Store, &Services) -> Result<T, store::Error> + Send + 'static,
     {
+        self.with_file(|s| &s.store, |p| Store::open(&p.paths.metadata), f)
+            .await
+    }
+
+    /// Runs `f` with the outbox (the message store, `paths.messages`) as
+    /// [`Services::with_store`] runs it with the metadata store.
+    pub async fn with_outbox<T, F>(self: &Arc<Self>, f: F) -> Result<T, TaskError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Outbox, &Services) -> Result<T, store::Error> + Send + 'static,
+    {
+        self.with_file(|s| &s.outbox, |p| Outbox::open(&p.paths.messages), f)
+            .await
+    }
+
+    /// Adds `messages` to the outbox (nothing to do for none). Ids already stored are left
+    /// alone, so a task run again pushes the same messages harmlessly.
+    pub async fn push_messages(
+        self: &Arc<Self>,
+        messages: Vec<NewMessage>,
+    ) -> Result<usize, TaskError> {
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        self.with_outbox(move |o, _| o.push(&messages)).await
+    }
+
+    /// Runs `f` on a blocking thread with the connection in `slot`, opened with `open` on first
+    /// use and dropped after an error.
+    async fn with_file<R, T, F>(
+        self: &Arc<Self>,
+        slot: fn(&Services) -> &Mutex<Option<R>>,
+        open: fn(&Program) -> Result<R, store::Error>,
+        f: F,
+    ) -> Result<T, TaskError>
+    where
+        R: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut R, &Services) -> Result<T, store::Error> + Send + 'static,
+    {
         let services = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let mut slot = services
-                .store
+            let mut slot = slot(&services)
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let store = match slot.as_mut() {
+            let file = match slot.as_mut() {
                 Some(s) => s,
-                None => slot.insert(Store::open(&services.program.paths.metadata)?),
+                None => slot.insert(open(&services.program)?),
             };
-            let result = f(store, &services);
+            let result = f(file, &services);
             if result.is_err() {
                 *slot = None;
             }
             result
         })
         .await
-        .map_err(|e| TaskError::Transient(format!("the metadata store thread failed: {e}")))?
+        .map_err(|e| TaskError::Transient(format!("the store thread failed: {e}")))?
         .map_err(TaskError::from)
     }
 
