@@ -100,6 +100,7 @@ fn bench_program(
         description: String::new(),
         timezone: "UTC".into(),
         location: None,
+        device_id: None,
         home: "/".into(),
         broker: spec::Broker::Memory,
         paths: spec::Paths {

@@ -40,7 +40,7 @@ pub struct Ast {
     pub start: SourceSpan,
 }
 
-/// `program NAME { description; timezone; location }`.
+/// `program NAME { description; timezone; location; device-id }`.
 #[derive(Debug)]
 pub struct ProgramNode {
     /// The whole node.
@@ -53,6 +53,8 @@ pub struct ProgramNode {
     pub timezone: Option<Spanned<String>>,
     /// `location`.
     pub location: Option<LocationNode>,
+    /// `device-id`: overrides the id detected on the machine.
+    pub device_id: Option<Spanned<String>>,
 }
 
 /// `location latitude=… longitude=… elevation=…`.
@@ -323,6 +325,8 @@ pub struct MqttNode {
     pub client_id: Option<Spanned<String>>,
     /// `topic-per-type`.
     pub topic_per_type: Option<Spanned<bool>>,
+    /// `timeout`: how long to wait for the broker's acknowledgements.
+    pub timeout: Option<Spanned<Duration>>,
 }
 
 /// `header NAME VALUE` or `header NAME env=…`.
@@ -347,7 +351,7 @@ pub struct HttpNode {
     pub timeout: Option<Spanned<Duration>>,
 }
 
-/// `send every=… batch=… order=…`.
+/// `send every=… batch=… order=… max-attempts=… max-age=…`.
 #[derive(Debug)]
 pub struct SendNode {
     /// Send interval.
@@ -356,6 +360,10 @@ pub struct SendNode {
     pub batch: Option<Spanned<i128>>,
     /// `oldest-first` or `newest-first`.
     pub order: Option<Spanned<&'static str>>,
+    /// Refusals after which a message expires.
+    pub max_attempts: Option<Spanned<i128>>,
+    /// Age after which a message expires.
+    pub max_age: Option<Spanned<Duration>>,
 }
 
 /// `message KIND …`.

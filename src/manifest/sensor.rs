@@ -32,7 +32,7 @@ fn name_arg(node: &KdlNode, what: &str, diags: &mut Diagnostics) -> Option<Spann
     arg(node, 0).and_then(|e| reader::string(e, what, diags))
 }
 
-/// `program NAME { description; timezone; location }`.
+/// `program NAME { description; timezone; location; device-id }`.
 pub(super) fn program(node: &KdlNode, diags: &mut Diagnostics) -> ProgramNode {
     check_shape(
         node,
@@ -50,8 +50,10 @@ pub(super) fn program(node: &KdlNode, diags: &mut Diagnostics) -> ProgramNode {
         description: None,
         timezone: None,
         location: None,
+        device_id: None,
     };
-    for child in children(node, &["description", "timezone", "location"], &[], diags) {
+    let allowed = ["description", "timezone", "location", "device-id"];
+    for child in children(node, &allowed, &[], diags) {
         match name(child) {
             "description" => {
                 out.description = value_arg(child, "a text", "description \"north hedge\"", diags)
@@ -65,6 +67,11 @@ pub(super) fn program(node: &KdlNode, diags: &mut Diagnostics) -> ProgramNode {
                     diags,
                 )
                 .and_then(|e| reader::string(e, "the timezone", diags));
+            }
+            "device-id" => {
+                // The characters allowed are checked in `model`, with the other values.
+                out.device_id = value_arg(child, "an id", "device-id \"site-7-pi\"", diags)
+                    .and_then(|e| reader::string(e, "the device id", diags));
             }
             _ => out.location = Some(location(child, diags)),
         }

@@ -153,7 +153,7 @@ pub(super) fn messaging(node: &KdlNode, diags: &mut Diagnostics) -> MessagingNod
                         min_args: 0,
                         max_args: 0,
                         args: "",
-                        props: &["every", "batch", "order"],
+                        props: &["every", "batch", "order", "max-attempts", "max-age"],
                         children: false,
                         example: "send every=\"2m\" batch=100 order=\"oldest-first\"",
                     },
@@ -167,6 +167,11 @@ pub(super) fn messaging(node: &KdlNode, diags: &mut Diagnostics) -> MessagingNod
                     order: prop(child, "order").and_then(|e| {
                         reader::choice(e, "message order", &["oldest-first", "newest-first"], diags)
                     }),
+                    max_attempts: prop(child, "max-attempts").and_then(|e| {
+                        reader::integer(e, "the maximum number of attempts", 1, 1000, diags)
+                    }),
+                    max_age: prop(child, "max-age")
+                        .and_then(|e| reader::duration(e, "the maximum message age", diags)),
                 });
             }
             "heartbeat" => {
@@ -216,8 +221,16 @@ fn mqtt(node: &KdlNode, diags: &mut Diagnostics) -> MqttNode {
         tls: None,
         client_id: None,
         topic_per_type: None,
+        timeout: None,
     };
-    let allowed = ["username", "password", "tls", "client-id", "topic-per-type"];
+    let allowed = [
+        "username",
+        "password",
+        "tls",
+        "client-id",
+        "topic-per-type",
+        "timeout",
+    ];
     for child in children(node, &allowed, &[], diags) {
         match name(child) {
             "username" => out.username = secret(child, "username \"pi\"", diags),
@@ -232,6 +245,10 @@ fn mqtt(node: &KdlNode, diags: &mut Diagnostics) -> MqttNode {
                 out.client_id =
                     value_arg(child, "an identifier", "client-id \"acoupi-site-1\"", diags)
                         .and_then(|e| reader::string(e, "the client id", diags));
+            }
+            "timeout" => {
+                out.timeout = value_arg(child, "a duration", "timeout \"10s\"", diags)
+                    .and_then(|e| reader::duration(e, "the MQTT timeout", diags));
             }
             _ => {
                 out.topic_per_type =

@@ -103,6 +103,8 @@ mod tests {
             http: None,
             batch: 100,
             order: MessageOrder::OldestFirst,
+            max_attempts: crate::spec::DEFAULT_MAX_ATTEMPTS,
+            max_age_ms: crate::spec::DEFAULT_MAX_AGE_MS,
             messages,
         }
     }

@@ -29,6 +29,8 @@ pub struct Model {
     pub timezone: String,
     /// Location, when given.
     pub location: Option<spec::Location>,
+    /// Device id, when given; else the machine's is used at run time.
+    pub device_id: Option<String>,
     /// Task broker.
     pub broker: Broker,
     /// Storage paths; `None` means the default under the home.
@@ -71,6 +73,11 @@ pub struct StoragePaths {
 /// Validates the AST; returns the model when no error (warnings allowed) was found.
 pub fn validate(ast: &Ast, diags: &mut Diagnostics) -> Option<Model> {
     let (name, description, timezone, location) = program(ast.program.as_ref(), diags);
+    let device_id = ast
+        .program
+        .as_ref()
+        .and_then(|p| p.device_id.as_ref())
+        .and_then(|id| device_id(id, diags));
     let broker = broker(ast.broker.as_ref(), diags);
     let paths = storage_paths(ast, diags);
     let microphones = audio::microphones(ast, diags);
@@ -101,6 +108,7 @@ pub fn validate(ast: &Ast, diags: &mut Diagnostics) -> Option<Model> {
         description,
         timezone,
         location,
+        device_id,
         broker,
         paths,
         microphones,
@@ -171,6 +179,48 @@ fn program(
         })
     });
     (name, description, timezone, location)
+}
+
+/// The longest device id accepted.
+const MAX_DEVICE_ID: usize = 64;
+
+/// A device id: it goes into MQTT topics and file names, so 1 to 64 printable ASCII
+/// characters, none of them a space, `/`, `+` or `#`.
+fn device_id(id: &Spanned<String>, diags: &mut Diagnostics) -> Option<String> {
+    let v = &id.value;
+    let bad = v
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, '/' | '+' | '#'));
+    let problem = if v.trim().is_empty() {
+        Some("it is blank".to_owned())
+    } else if let Some(c) = bad {
+        Some(format!("it contains {}", describe_char(c)))
+    } else if v.len() > MAX_DEVICE_ID {
+        Some(format!("it is {} characters long", v.chars().count()))
+    } else {
+        None
+    };
+    let Some(problem) = problem else {
+        return Some(v.clone());
+    };
+    diags.push(Issue::InvalidValue {
+        value: v.escape_debug().to_string(),
+        what: "device id".into(),
+        span: id.span,
+        help: Some(format!(
+            "{problem}; use 1 to {MAX_DEVICE_ID} printable ASCII characters without spaces, `/`, `+` or `#` (the id goes into MQTT topics and file names), e.g. `device-id \"site-7-pi\"`"
+        )),
+    });
+    None
+}
+
+/// A character as a help names it: a space, a control or non-ASCII character by its code.
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".into(),
+        c if c.is_ascii_graphic() => format!("`{c}`"),
+        c => format!("the character U+{:04X}", u32::from(c)),
+    }
 }
 
 fn coordinate(
@@ -467,6 +517,15 @@ pub(crate) mod tests {
 
     pub(crate) const MIC: &str = "microphone \"m\" { synthetic \"sine\" }\n";
 
+    /// The model `src` validates to, with no diagnostic at all.
+    pub(crate) fn model(src: &str) -> super::Model {
+        let mut d = Diagnostics::default();
+        let ast = crate::manifest::parse(src, &mut d).expect("parses");
+        let model = super::validate(&ast, &mut d).expect("validates");
+        assert!(d.into_sorted().is_empty(), "no diagnostics");
+        model
+    }
+
     #[test]
     fn minimal_manifest_is_clean() {
         assert!(codes(&format!("program \"p\"\n{MIC}")).is_empty());
@@ -490,6 +549,50 @@ pub(crate) mod tests {
             )),
             ["model::out_of_range"]
         );
+    }
+
+    #[test]
+    fn a_device_id_is_kept_when_it_fits_topics_and_file_names() {
+        let program = |id: &str| format!("program \"p\" {{ device-id \"{id}\" }}\n{MIC}");
+        assert_eq!(model(&format!("program \"p\"\n{MIC}")).device_id, None);
+        assert_eq!(
+            model(&program("site-7_pi.A:1")).device_id.as_deref(),
+            Some("site-7_pi.A:1")
+        );
+        let longest = "x".repeat(64);
+        assert_eq!(
+            model(&program(&longest)).device_id.as_deref(),
+            Some(longest.as_str())
+        );
+        for bad in [
+            "", "  ", "site 7", "site/7", "site+7", "site#7", "s\\t7", "é",
+        ] {
+            assert_eq!(
+                codes(&program(bad)),
+                ["manifest::invalid_value"],
+                "device id {bad:?}"
+            );
+        }
+        assert_eq!(
+            codes(&program(&"x".repeat(65))),
+            ["manifest::invalid_value"]
+        );
+        assert_eq!(
+            codes(&format!("program \"p\" {{ device-id 7 }}\n{MIC}")),
+            ["manifest::wrong_type"]
+        );
+    }
+
+    #[test]
+    fn a_bad_device_id_says_what_is_wrong() {
+        use miette::Diagnostic;
+        let mut d = Diagnostics::default();
+        let src = format!("program \"p\" {{ device-id \"site/7\" }}\n{MIC}");
+        let ast = crate::manifest::parse(&src, &mut d).expect("parses");
+        assert!(super::validate(&ast, &mut d).is_none());
+        let issues = d.into_sorted();
+        let help = issues[0].help().map(|h| h.to_string()).unwrap_or_default();
+        assert!(help.starts_with("it contains `/`; use 1 to 64"), "{help}");
     }
 
     #[test]

@@ -458,6 +458,14 @@ pub(super) fn messaging(
                 help: Some("a publish topic cannot be empty or contain `+` or `#`".into()),
             });
         }
+        let timeout = m.timeout.as_ref();
+        check_length(
+            timeout,
+            "the MQTT timeout",
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+            diags,
+        );
         Some(spec::Mqtt {
             host: m.host.as_ref()?.value.clone(),
             port: m.port.as_ref().map(|p| p.value as u16).unwrap_or(
@@ -480,6 +488,9 @@ pub(super) fn messaging(
                 .map(|c| c.value.clone())
                 .unwrap_or_else(|| format!("acoupi-{slug}")),
             topic_per_type: m.topic_per_type.as_ref().is_some_and(|t| t.value),
+            timeout_ms: timeout
+                .map(|t| t.value.as_millis() as u64)
+                .unwrap_or(spec::DEFAULT_MQTT_TIMEOUT_MS),
         })
     });
     let http = node.http.as_ref().and_then(|h| {
@@ -536,6 +547,14 @@ pub(super) fn messaging(
     } else {
         Duration::from_secs(120)
     };
+    let max_age = send.and_then(|s| s.max_age.as_ref());
+    check_length(
+        max_age,
+        "the maximum message age",
+        Duration::from_secs(3600),
+        Duration::from_secs(365 * 86_400),
+        diags,
+    );
     let messages = node
         .messages
         .iter()
@@ -565,6 +584,13 @@ pub(super) fn messaging(
                 Some("newest-first") => MessageOrder::NewestFirst,
                 _ => MessageOrder::OldestFirst,
             },
+            max_attempts: send
+                .and_then(|s| s.max_attempts.as_ref())
+                .map(|n| n.value as u32)
+                .unwrap_or(spec::DEFAULT_MAX_ATTEMPTS),
+            max_age_ms: max_age
+                .map(|a| a.value.as_millis() as u64)
+                .unwrap_or(spec::DEFAULT_MAX_AGE_MS),
             messages,
         },
         send_every,
@@ -771,6 +797,52 @@ mod tests {
             "program \"p\"\n{MIC}messaging {{ mqtt host=\"h\"; message recording min-score=0.5 }}\n"
         );
         assert_eq!(codes(&src), ["manifest::unknown_property"]);
+    }
+
+    #[test]
+    fn expiry_and_the_mqtt_timeout_have_defaults_and_ranges() {
+        let src = |send: &str, mqtt: &str| {
+            format!(
+                "program \"p\"\n{MIC}messaging {{ mqtt host=\"h\" {{ {mqtt} }}; send {send} }}\n"
+            )
+        };
+        let messaging = |send: &str, mqtt: &str| {
+            crate::model::tests::model(&src(send, mqtt))
+                .messaging
+                .expect("messaging")
+        };
+        let m = messaging("", "");
+        assert_eq!((m.max_attempts, m.max_age_ms), (20, 30 * 86_400_000));
+        assert_eq!(m.mqtt.expect("mqtt").timeout_ms, 10_000);
+        let m = messaging("max-attempts=1 max-age=\"365d\"", "timeout \"10m\"");
+        assert_eq!((m.max_attempts, m.max_age_ms), (1, 365 * 86_400_000));
+        assert_eq!(m.mqtt.expect("mqtt").timeout_ms, 600_000);
+        let m = messaging("max-attempts=1000 max-age=\"1h\"", "timeout \"1s\"");
+        assert_eq!((m.max_attempts, m.max_age_ms), (1000, 3_600_000));
+        assert_eq!(m.mqtt.expect("mqtt").timeout_ms, 1_000);
+        for (send, mqtt) in [
+            ("max-attempts=0", ""),
+            ("max-attempts=1001", ""),
+            ("max-age=\"59m\"", ""),
+            ("max-age=\"366d\"", ""),
+            ("", "timeout \"999ms\""),
+            ("", "timeout \"11m\""),
+        ] {
+            assert_eq!(
+                codes(&src(send, mqtt)),
+                ["model::out_of_range"],
+                "{send} {mqtt}"
+            );
+        }
+        assert_eq!(
+            codes(&src("max-attempts=\"5\"", "")),
+            ["manifest::wrong_type"]
+        );
+        assert_eq!(
+            codes(&src("max-age=\"soon\"", "")),
+            ["manifest::invalid_duration"]
+        );
+        assert_eq!(codes(&src("", "timeout 10")), ["manifest::wrong_type"]);
     }
 
     #[test]

@@ -134,6 +134,7 @@ pub fn lower(model: Model, ctx: &BuildContext) -> Plan {
         description: model.description,
         timezone: model.timezone,
         location: model.location,
+        device_id: model.device_id,
         home: home.clone(),
         broker: model.broker,
         paths,

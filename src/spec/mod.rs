@@ -39,6 +39,11 @@ pub struct Program {
     pub timezone: String,
     /// Where the sensor is, when known; needed for sun-relative windows.
     pub location: Option<Location>,
+    /// The device id heartbeats, messages and file names carry, when the manifest sets one;
+    /// `None` uses the id detected on the machine at run time (the Raspberry Pi serial, else
+    /// `/etc/machine-id`, else the host name).
+    #[serde(default)]
+    pub device_id: Option<String>,
     /// The ACOUPI_HOME this program was compiled into.
     #[schemars(with = "String")]
     pub home: Utf8PathBuf,
@@ -430,8 +435,29 @@ pub struct Messaging {
     pub batch: u32,
     /// Which messages go first.
     pub order: MessageOrder,
+    /// A message the destinations refused this many times is expired (reported, no longer
+    /// sent). Only refusals by a destination that answered count; an outage costs none.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// A message older than this is expired, whatever happened to it.
+    #[serde(default = "default_max_age_ms")]
+    pub max_age_ms: u64,
     /// Which messages to build.
     pub messages: Vec<MessageRule>,
+}
+
+/// The default refusals after which a message expires.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+
+fn default_max_attempts() -> u32 {
+    DEFAULT_MAX_ATTEMPTS
+}
+
+/// The default age after which a message expires: 30 days.
+pub const DEFAULT_MAX_AGE_MS: u64 = 30 * 86_400_000;
+
+fn default_max_age_ms() -> u64 {
+    DEFAULT_MAX_AGE_MS
 }
 
 /// Send order.
@@ -463,6 +489,16 @@ pub struct Mqtt {
     pub client_id: String,
     /// Publish to `<topic>/<message type>`.
     pub topic_per_type: bool,
+    /// How long to wait for the broker's CONNACK and for each acknowledgement.
+    #[serde(default = "default_mqtt_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// The default MQTT timeout: 10 seconds.
+pub const DEFAULT_MQTT_TIMEOUT_MS: u64 = 10_000;
+
+fn default_mqtt_timeout_ms() -> u64 {
+    DEFAULT_MQTT_TIMEOUT_MS
 }
 
 /// HTTP settings.
