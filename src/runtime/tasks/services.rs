@@ -56,7 +56,7 @@ pub enum DeploymentSource {
 pub struct Services {
     /// The compiled program.
     pub program: Arc<Program>,
-    /// This machine.
+    /// This machine, its device id replaced by the program's `device_id` when set.
     pub host: Host,
     /// The clock.
     pub clock: Clock,
@@ -102,9 +102,13 @@ impl Services {
     }
 
     fn build(program: Arc<Program>, deployment: DeploymentSource) -> Services {
+        let mut host = Host::detect();
+        if let Some(id) = &program.device_id {
+            host.device_id.clone_from(id);
+        }
         Services {
             program,
-            host: Host::detect(),
+            host,
             clock: Clock::System,
             deployment,
             store: Mutex::new(None),
@@ -261,5 +265,36 @@ impl From<store::Error> for TaskError {
             | E::Constraint { .. }
             | E::BadValue { .. } => TaskError::Permanent(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(program_block: &str) -> Arc<Program> {
+        let manifest = format!("{program_block}\nmicrophone \"m\" {{ synthetic \"sine\" }}\n");
+        let source = crate::compile::from_bytes("t.kdl", "/t.kdl".into(), manifest.into());
+        let model = crate::compile::check(&source)
+            .model
+            .expect("a valid manifest");
+        let ctx = crate::plan::BuildContext {
+            home: "/home/pi/.acoupi".into(),
+            exe: "/usr/bin/acoupi".into(),
+            source_path: "/t.kdl".into(),
+        };
+        Arc::new(crate::plan::lower(model, &ctx).program)
+    }
+
+    #[test]
+    fn the_manifests_device_id_replaces_the_detected_one() {
+        let detected = Host::detect().device_id;
+        assert_eq!(
+            Services::new(program("program \"p\"")).host.device_id,
+            detected
+        );
+        let set = Services::new(program("program \"p\" { device-id \"site-7-pi\" }"));
+        assert_eq!(set.host.device_id, "site-7-pi");
+        assert_eq!(set.host.hostname, Host::detect().hostname);
     }
 }
