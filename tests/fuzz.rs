@@ -292,6 +292,7 @@ const NODES: &[&str] = &[
     "continuous",
     "time-expansion",
     "client-id",
+    "device-id",
     "tls",
     "keep_if",
     "Recording",
@@ -335,6 +336,8 @@ const PROPS: &[&str] = &[
     "mode",
     "loop",
     "per",
+    "max-attempts",
+    "max-age",
 ];
 
 /// Unicode and control characters, KDL's other newlines and spaces among them.

@@ -81,3 +81,47 @@ fn emitted_program_json_reads_back_into_the_spec() {
         assert_eq!(workers.workers, program.workers);
     }
 }
+
+/// A `program.json` built before the device id, the expiry limits and the MQTT timeout
+/// existed reads back with their defaults, so a home built by an earlier acoupi still runs.
+#[test]
+fn program_json_without_the_later_settings_reads_with_their_defaults() {
+    let source = acoupi::compile::read_source("examples/connected.kdl".into()).expect("example");
+    let ctx = acoupi::plan::BuildContext {
+        home: "/home/pi/.acoupi".into(),
+        exe: "/usr/local/bin/acoupi".into(),
+        source_path: "/home/pi/acoupi.kdl".into(),
+    };
+    let built = acoupi::compile::build(&source, &ctx).expect("builds");
+    let json = &built
+        .tree
+        .get("config/program.json")
+        .expect("program.json")
+        .contents;
+    let mut value: serde_json::Value = serde_json::from_slice(json).expect("json");
+    let removed = [
+        value.as_object_mut().and_then(|p| p.remove("device_id")),
+        value["messaging"]
+            .as_object_mut()
+            .and_then(|m| m.remove("max_attempts")),
+        value["messaging"]
+            .as_object_mut()
+            .and_then(|m| m.remove("max_age_ms")),
+        value["messaging"]["mqtt"]
+            .as_object_mut()
+            .and_then(|m| m.remove("timeout_ms")),
+    ];
+    assert!(
+        removed.iter().all(Option::is_some),
+        "the example writes every field: {removed:?}"
+    );
+    let program: spec::Program = serde_json::from_value(value).expect("reads without them");
+    assert_eq!(program.device_id, None);
+    let messaging = program.messaging.expect("messaging");
+    assert_eq!(messaging.max_attempts, spec::DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(messaging.max_age_ms, spec::DEFAULT_MAX_AGE_MS);
+    assert_eq!(
+        messaging.mqtt.expect("mqtt").timeout_ms,
+        spec::DEFAULT_MQTT_TIMEOUT_MS
+    );
+}
