@@ -194,6 +194,21 @@ fn text(r: &Report) -> String {
     if let Some(e) = &st.error {
         let _ = writeln!(out, "storage         unknown: {e}");
     }
+    if let Some(m) = &r.messages {
+        let line = match (m.unsent, m.expired, &m.error) {
+            (Some(unsent), Some(expired), _) => {
+                let oldest = m
+                    .oldest_unsent
+                    .as_ref()
+                    .map(|t| format!(", the oldest from {t}{}", ago(t)))
+                    .unwrap_or_default();
+                format!("{unsent} unsent{oldest}; {expired} expired")
+            }
+            (_, _, Some(e)) => format!("unknown: {e}"),
+            _ => "unknown".to_owned(),
+        };
+        let _ = writeln!(out, "messages        {line}");
+    }
     for d in &r.disk {
         let free = match (d.free_bytes, &d.error) {
             (Some(b), _) => format!("{} free", human_bytes(b)),

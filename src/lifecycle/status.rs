@@ -147,6 +147,22 @@ pub struct StorageReport {
     pub error: Option<String>,
 }
 
+/// The outbox: messages waiting for their destinations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessagesReport {
+    /// Messages not yet sent to every destination.
+    pub unsent: Option<u64>,
+    /// Messages given up on (too old, or refused too often).
+    pub expired: Option<u64>,
+    /// When the oldest unsent message was made.
+    pub oldest_unsent: Option<String>,
+    /// Why a figure is missing.
+    pub error: Option<String>,
+}
+
+/// How long the oldest unsent message may wait before status calls the sensor degraded.
+const MESSAGES_LATE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
 /// The manifest the home was built from.
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestReport {
@@ -194,6 +210,8 @@ pub struct Report {
     pub min_free_disk_bytes: u64,
     /// Staging against its budget, and what file management has to do and did.
     pub storage: StorageReport,
+    /// The outbox; `None` when the program sends no messages.
+    pub messages: Option<MessagesReport>,
     /// The manifest.
     pub manifest: ManifestReport,
 }
@@ -432,6 +450,7 @@ pub fn gather(
     }
 
     let storage = storage(program, &mut problems);
+    let messages = messages(program, &mut problems);
 
     let manifest = match verify::read_lock(home) {
         Ok(lock) => {
@@ -488,6 +507,7 @@ pub fn gather(
         disk,
         min_free_disk_bytes: program.recording.min_free_disk_bytes,
         storage,
+        messages,
         manifest,
     }
 }
@@ -584,6 +604,34 @@ fn free_bytes(path: &Utf8Path) -> Result<u64, String> {
             Err(e) => return Err(format!("cannot check free space on `{path}`: {e}")),
         }
     }
+}
+
+/// The outbox's backlog (read only; absent before the first message).
+fn messages(program: &crate::spec::Program, problems: &mut Vec<String>) -> Option<MessagesReport> {
+    program.messaging.as_ref()?;
+    let mut report = MessagesReport::default();
+    if !program.paths.messages.exists() {
+        report.unsent = Some(0);
+        report.expired = Some(0);
+        return Some(report);
+    }
+    match crate::store::Outbox::open_read_only(&program.paths.messages).and_then(|o| o.backlog()) {
+        Ok(b) => {
+            report.unsent = Some(b.unsent);
+            report.expired = Some(b.expired);
+            if let Some(oldest) = b.oldest_unsent {
+                report.oldest_unsent = Some(oldest.to_string());
+                if jiff::Timestamp::now().duration_since(oldest) > MESSAGES_LATE_AFTER {
+                    problems.push(format!(
+                        "{} messages wait to be sent, the oldest since {oldest}: is the network or the server down?",
+                        b.unsent
+                    ));
+                }
+            }
+        }
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    Some(report)
 }
 
 /// Staging against its budget, from the directory; waiting and retention figures from the
