@@ -7,11 +7,65 @@
 //! and never fails as a whole on a network error: every message gets its own outcome, and the
 //! `send-messages` task records each as acoupi's `Response`. What to send, retries and expiry
 //! are the outbox's business ([`crate::store::Outbox`]); messengers only deliver.
+//!
+//! [`Messenger::from_spec`] builds one messenger per configured destination (MQTT first, then
+//! HTTP), reading their secrets then; [`Messenger::send`] delivers a batch to one of them.
+//! `mqtt.rs` and `http.rs` say how each maps what happened onto outcomes.
 
+pub mod http;
 pub mod messages;
+pub mod mqtt;
+mod tls;
+
+pub use http::HttpMessenger;
+pub use mqtt::MqttMessenger;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::spec;
+
+/// One destination of the manifest's `messaging`.
+#[derive(Debug, Clone)]
+pub enum Messenger {
+    /// An MQTT broker.
+    Mqtt(MqttMessenger),
+    /// An HTTP endpoint.
+    Http(HttpMessenger),
+}
+
+impl Messenger {
+    /// The messengers `messaging` configures: MQTT first, then HTTP. Secrets are read now; a
+    /// destination that cannot be set up (an unset variable, an unreadable file, no system
+    /// root certificates for TLS) is an error naming it.
+    pub fn from_spec(messaging: &spec::Messaging) -> Result<Vec<Messenger>, SetupError> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(mqtt) = &messaging.mqtt {
+            out.push(Messenger::Mqtt(MqttMessenger::new(mqtt)?));
+        }
+        if let Some(http) = &messaging.http {
+            out.push(Messenger::Http(HttpMessenger::new(http)?));
+        }
+        Ok(out)
+    }
+
+    /// A stable name for logs and the store, without credentials: `mqtt://host:port/topic`
+    /// (`mqtts://` with TLS), or the HTTP URL without user name and password.
+    pub fn name(&self) -> &str {
+        match self {
+            Messenger::Mqtt(m) => m.name(),
+            Messenger::Http(h) => h.name(),
+        }
+    }
+
+    /// Delivers `batch`: one outcome per message, in batch order. Never fails as a whole.
+    pub async fn send(&self, batch: &[Outgoing]) -> Vec<Outcome> {
+        match self {
+            Messenger::Mqtt(m) => m.send(batch).await,
+            Messenger::Http(h) => h.send(batch).await,
+        }
+    }
+}
 
 /// acoupi's `MessageType` (0.8): what a message carries. MQTT with `topic-per-type` publishes
 /// to `<topic>/<type>`.
@@ -157,6 +211,77 @@ pub struct SetupError(pub String);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn messaging(mqtt: Option<spec::Mqtt>, http: Option<spec::Http>) -> spec::Messaging {
+        spec::Messaging {
+            mqtt,
+            http,
+            batch: 100,
+            order: spec::MessageOrder::OldestFirst,
+            messages: Vec::new(),
+        }
+    }
+
+    fn mqtt() -> spec::Mqtt {
+        spec::Mqtt {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            topic: "acoupi/t".into(),
+            username: Some(spec::Secret::Value("user".into())),
+            password: Some(spec::Secret::Value("hunter2".into())),
+            tls: false,
+            client_id: "acoupi-t".into(),
+            topic_per_type: false,
+        }
+    }
+
+    fn http() -> spec::Http {
+        spec::Http {
+            url: "https://user:hunter2@example.org/api".into(),
+            headers: Vec::new(),
+            timeout_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn messengers_come_mqtt_first_named_without_credentials() {
+        let all = Messenger::from_spec(&messaging(Some(mqtt()), Some(http()))).expect("valid");
+        let names: Vec<&str> = all.iter().map(Messenger::name).collect();
+        assert_eq!(
+            names,
+            ["mqtt://127.0.0.1:1883/acoupi/t", "https://example.org/api"]
+        );
+        for m in &all {
+            assert!(!format!("{m:?}").contains("hunter2"));
+        }
+        let only_http = Messenger::from_spec(&messaging(None, Some(http()))).expect("valid");
+        assert!(matches!(only_http.as_slice(), [Messenger::Http(_)]));
+        assert!(
+            Messenger::from_spec(&messaging(None, None))
+                .expect("nothing to set up")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_unset_secret_fails_setup_naming_the_variable() {
+        let mut m = mqtt();
+        m.username = Some(spec::Secret::Env(
+            "ACOUPI_TEST_SURELY_UNSET_MQTT_USER".into(),
+        ));
+        let e = Messenger::from_spec(&messaging(Some(m), Some(http()))).expect_err("unset");
+        assert!(e.0.contains("ACOUPI_TEST_SURELY_UNSET_MQTT_USER"), "{e}");
+    }
+
+    #[test]
+    fn messengers_can_be_shared_between_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        fn send_future<F: std::future::Future + Send>(_: F) {}
+        shareable::<Messenger>();
+        let all = Messenger::from_spec(&messaging(Some(mqtt()), None)).expect("valid");
+        // Only built, never polled: the future must be `Send` to run inside tokio tasks.
+        send_future(all[0].send(&[]));
+    }
 
     #[test]
     fn kinds_and_statuses_round_trip_through_acoupis_names_and_codes() {
