@@ -188,7 +188,11 @@ impl Store {
     }
 
     /// The model outputs `w` selects, newest first, each with its recording and detections.
-    fn load_outputs(&self, w: Where, limit: impl std::fmt::Display) -> Result<Vec<ModelOutput>, Error> {
+    fn load_outputs(
+        &self,
+        w: Where,
+        limit: impl std::fmt::Display,
+    ) -> Result<Vec<ModelOutput>, Error> {
         let sql = format!(
             "SELECT mo.id, mo.model_name, mo.recording_id, mo.created_on FROM model_output AS mo\
              {} ORDER BY mo.created_on DESC{limit}",
