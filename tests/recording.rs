@@ -91,7 +91,8 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
     assert_eq!(stored.recording.samplerate, 48_000);
     assert_eq!(stored.recording.audio_channels, 2);
     assert_eq!(stored.recording.deployment.name, "p (acoupi run)");
-    // The heartbeat reports the tally: one file, no samples lost.
+    // The heartbeat reports the tally (no samples lost) and the staging backlog (the one
+    // file); its state file keeps both for `acoupi status`.
     let heartbeat = Registry::builtin()
         .get("heartbeat")
         .expect("heartbeat handler");
@@ -102,22 +103,35 @@ async fn record_task_writes_a_wav_and_is_idempotent() {
         worker: "test".into(),
     };
     let beat = heartbeat(ctx, vec![], Map::new()).await.expect("heartbeat");
-    assert_eq!(beat["recording"]["files"], 1);
-    assert_eq!(beat["recording"]["overruns"], 0);
-    assert_eq!(beat["recording"]["last_file"], first["path"]);
-    // And the staging backlog: the one file, under its budget.
-    assert_eq!(beat["staging"]["files"], 1, "{beat}");
+    let metric = |name: &str| {
+        beat["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` in {beat}"))["value"]
+            .as_f64()
+            .expect("a number")
+    };
     let size = std::fs::metadata(first["path"].as_str().expect("a path"))
         .expect("the file")
         .len();
-    assert_eq!(beat["staging"]["bytes"], size, "{beat}");
-    assert_eq!(beat["staging"]["paused"], false, "{beat}");
-    assert!(beat["staging"]["budget"].as_u64().expect("a budget") > size);
+    assert_eq!(metric("audio_overruns"), 0.0);
+    assert_eq!(metric("recordings"), 1.0);
+    assert_eq!(metric("staging_files"), 1.0);
+    assert_eq!(metric("staging_bytes"), size as f64);
     let saved: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(program.paths.state.join("heartbeat.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(saved["timestamp"], beat["timestamp"]);
+    assert_eq!(saved["recording"]["files"], 1);
+    assert_eq!(saved["recording"]["overruns"], 0);
+    assert_eq!(saved["recording"]["last_file"], first["path"]);
+    assert_eq!(saved["staging"]["files"], 1, "{saved}");
+    assert_eq!(saved["staging"]["bytes"], size, "{saved}");
+    assert_eq!(saved["staging"]["paused"], false, "{saved}");
+    assert!(saved["staging"]["budget"].as_u64().expect("a budget") > size);
+    assert_eq!(saved["timestamp"], beat["sent_on"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -569,7 +569,11 @@ fn task_list_and_task_run() {
     let out = common::run(&["--home", home.as_str(), "task", "run", "heartbeat"]);
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
     let beat: Json = serde_json::from_str(&common::stdout(&out)).expect("json result");
-    assert_eq!(beat["program"], "bat-monitor");
+    assert_eq!(beat["status"], "OK", "{beat}");
+    assert!(
+        beat["metrics"].as_array().is_some_and(|m| !m.is_empty()),
+        "{beat}"
+    );
     let out = common::run(&[
         "--home",
         home.as_str(),

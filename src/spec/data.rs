@@ -1,9 +1,10 @@
 //! acoupi's data model (the Python original's `acoupi/data.py`) as plain serde types.
 //!
 //! In: nothing. Out: the deployments, recordings, detections and model outputs that the
-//! metadata store keeps, tasks pass to each other and messengers send. The JSON field names are
-//! acoupi's, so a `ModelOutput` serialises exactly as acoupi's message factories send it:
-//! ids are hyphenated UUID strings, times RFC 3339 in UTC with a `Z` (microseconds when there
+//! metadata store keeps, tasks pass to each other and messengers send, and the heartbeats
+//! (with their metrics) the device reports. The JSON field names are acoupi's, so a
+//! `ModelOutput` serialises exactly as acoupi's message factories send it and a `Heartbeat` as
+//! acoupi's heartbeat task sends it: ids are hyphenated UUID strings, times RFC 3339 in UTC with a `Z` (microseconds when there
 //! are any), a detection's `location` is `{"type":"BoundingBox","coordinates":[...]}` or `null`.
 //!
 //! The types check nothing themselves: acoupi's ranges (latitude in [-90, 90], scores in
@@ -161,10 +162,83 @@ pub struct ModelOutput {
     pub created_on: Timestamp,
 }
 
+/// One measurement of the device's state, as acoupi's `Metric`: `{"name", "value", "captured_on",
+/// "unit"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// What was measured, in snake case (`free_memory`, `cpu_usage`).
+    pub name: String,
+    /// The value, in `unit`.
+    pub value: f64,
+    /// When it was measured.
+    pub captured_on: Timestamp,
+    /// The unit of `value` (`bytes`, `percent`, `celsius`, `seconds`, `count`).
+    pub unit: String,
+}
+
+/// A sign of life, as acoupi's `Heartbeat`: `{"sent_on", "device_id", "status", "metrics"}`,
+/// the metrics left out when there are none (as acoupi leaves them out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// When it was made.
+    pub sent_on: Timestamp,
+    /// The device it comes from.
+    pub device_id: String,
+    /// `OK` while the program runs.
+    pub status: String,
+    /// What the device measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_heartbeat_serialises_as_acoupis_and_leaves_out_no_metrics() {
+        let at = ts("2024-01-01T00:00:00Z");
+        let beat = Heartbeat {
+            sent_on: at,
+            device_id: "10000000abcdef12".into(),
+            status: "OK".into(),
+            metrics: vec![Metric {
+                name: "free_memory".into(),
+                value: 2.4e10,
+                captured_on: ts("2024-01-01T00:00:00.250Z"),
+                unit: "bytes".into(),
+            }],
+        };
+        let value = serde_json::to_value(&beat).expect("serialisable");
+        assert_eq!(
+            value,
+            json!({
+                "sent_on": "2024-01-01T00:00:00Z",
+                "device_id": "10000000abcdef12",
+                "status": "OK",
+                "metrics": [{
+                    "name": "free_memory",
+                    "value": 2.4e10,
+                    "captured_on": "2024-01-01T00:00:00.25Z",
+                    "unit": "bytes"
+                }]
+            })
+        );
+        let back: Heartbeat = serde_json::from_value(value).expect("round trip");
+        assert_eq!(back, beat);
+        let bare = Heartbeat {
+            metrics: vec![],
+            ..beat
+        };
+        let text = serde_json::to_string(&bare).expect("serialisable");
+        assert_eq!(
+            text,
+            r#"{"sent_on":"2024-01-01T00:00:00Z","device_id":"10000000abcdef12","status":"OK"}"#
+        );
+        let back: Heartbeat = serde_json::from_str(&text).expect("acoupi's shape without metrics");
+        assert_eq!(back, bare);
+    }
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("a valid timestamp literal")

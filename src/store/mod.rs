@@ -12,6 +12,7 @@
 //! async callers wrap it in a mutex and call it from `spawn_blocking`. Every write is one
 //! transaction, so a failure never leaves half a model output behind.
 
+mod activity;
 mod deployments;
 mod info;
 mod outbox;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use camino::{Utf8Path, Utf8PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
+pub use activity::{Activity, ActivityMark};
 pub use info::{Info, TableCount};
 pub use outbox::{
     BACKOFF_BASE_MS, BACKOFF_MAX_MS, Backlog, NewMessage, OUTBOX_SCHEMA_VERSION, Outbox, Queued,

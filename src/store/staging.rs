@@ -253,7 +253,7 @@ impl Store {
 
 /// The paths under `dir` as a half-open text range `[dir/, dir0)` (`0` follows `/`), which
 /// SQLite answers through the index on `recording.path`.
-fn range_under(dir: &Utf8Path) -> (String, String) {
+pub(super) fn range_under(dir: &Utf8Path) -> (String, String) {
     let base = dir.as_str().trim_end_matches('/');
     (format!("{base}/"), format!("{base}0"))
 }

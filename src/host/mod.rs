@@ -1,7 +1,11 @@
-//! Facts about the machine the sensor runs on, read once per process.
+//! Facts about the machine the sensor runs on: who it is, read once per process, and how it
+//! is doing ([`metrics`]), read at every heartbeat.
 //!
-//! In: `/proc` and `/etc`. Out: a [`Host`] with the host name and a stable device id, used in
-//! GUANO serials, heartbeats and message client ids.
+//! In: `/proc`, `/sys` and `/etc`. Out: a [`Host`] with the host name and a stable device id,
+//! used in GUANO serials, heartbeats and message client ids; CPU use, memory, uptime,
+//! temperature and free disk space.
+
+pub mod metrics;
 
 /// The machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,17 @@ mod tests {
             None,
             "an all-zero serial is no id"
         );
+    }
+
+    #[test]
+    fn a_raspberry_pi_4s_cpuinfo_gives_its_serial() {
+        // `/proc/cpuinfo` of a Raspberry Pi 4 Model B on 64-bit Raspberry Pi OS (cores 1-3
+        // left out): no `Hardware` line, the serial after the last core.
+        let cpuinfo = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n\
+CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n\
+CPU revision\t: 3\n\nRevision\t: c03114\nSerial\t\t: 10000000e3b5c1a7\n\
+Model\t\t: Raspberry Pi 4 Model B Rev 1.4\n";
+        assert_eq!(pi_serial(cpuinfo).as_deref(), Some("10000000e3b5c1a7"));
     }
 
     #[test]
