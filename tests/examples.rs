@@ -63,12 +63,11 @@ fn builds_are_reproducible() {
     assert_eq!(a.tree, b.tree);
 }
 
-/// Every task an example compiles to is one the runtime knows: handled by the built-in
-/// registry, or a pipeline stage still to come (listed, so the list can only shrink). Together
-/// the examples emit every kind of task the compiler can emit.
+/// Every task an example compiles to is one the runtime handles with its built-in registry.
+/// Together the examples emit every kind of task the compiler can emit.
 #[test]
 fn every_emitted_task_is_known_to_the_runtime() {
-    use acoupi::runtime::tasks::{NOT_YET_HANDLED, Registry};
+    use acoupi::runtime::tasks::Registry;
     use acoupi::spec::tasks::PROGRAM_TASKS;
     let registry = Registry::builtin();
     let mut emitted = std::collections::BTreeSet::new();
@@ -90,7 +89,7 @@ fn every_emitted_task_is_known_to_the_runtime() {
                 "`{name}` is not in spec::tasks::PROGRAM_TASKS"
             );
             assert!(
-                registry.get(name).is_some() || NOT_YET_HANDLED.contains(&name),
+                registry.get(name).is_some(),
                 "the compiler emits `{name}` but the runtime has no handler for it"
             );
             emitted.insert(task.name.clone());

@@ -219,6 +219,8 @@ mod tests {
             batch: 100,
             order: spec::MessageOrder::OldestFirst,
             messages: Vec::new(),
+            max_attempts: spec::DEFAULT_MAX_ATTEMPTS,
+            max_age_ms: spec::DEFAULT_MAX_AGE_MS,
         }
     }
 
@@ -232,6 +234,7 @@ mod tests {
             tls: false,
             client_id: "acoupi-t".into(),
             topic_per_type: false,
+            timeout_ms: spec::DEFAULT_MQTT_TIMEOUT_MS,
         }
     }
 

@@ -135,7 +135,7 @@ impl MqttMessenger {
             username,
             password,
             tls,
-            timeout: TIMEOUT,
+            timeout: Duration::from_millis(spec.timeout_ms.max(1)),
             name,
         })
     }
@@ -471,6 +471,7 @@ mod tests {
             tls: false,
             client_id: "acoupi-site".into(),
             topic_per_type: false,
+            timeout_ms: spec::DEFAULT_MQTT_TIMEOUT_MS,
         }
     }
 

@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use super::TaskError;
 use crate::detect::Engines;
 use crate::host::Host;
+use crate::messaging::Messenger;
 use crate::spec::data::Deployment;
 use crate::spec::{Program, tasks};
 use crate::store::{self, NewMessage, Outbox, Store};
@@ -66,6 +67,8 @@ pub struct Services {
     store: Mutex<Option<Store>>,
     /// The outbox, once opened.
     outbox: Mutex<Option<Outbox>>,
+    /// The program's message destinations, once set up.
+    messengers: Mutex<Option<Arc<Vec<Messenger>>>>,
     /// The implicit deployment, once chosen (so every recording of a run shares it).
     implicit: Mutex<Option<Deployment>>,
     /// The program's detectors, once a detection asked for them.
@@ -113,6 +116,7 @@ impl Services {
             deployment,
             store: Mutex::new(None),
             outbox: Mutex::new(None),
+            messengers: Mutex::new(None),
             implicit: Mutex::new(None),
             engines: OnceLock::new(),
         }
@@ -182,6 +186,24 @@ impl Services {
     {
         self.with_file(|s| &s.outbox, |p| Outbox::open(&p.paths.messages), f)
             .await
+    }
+
+    /// The destinations of the program's messages (none without `messaging`), set up on
+    /// first use. Secrets are read then: an unset one fails this call, naming it, and the next
+    /// call tries again (a secret file that appears later is picked up without a restart).
+    pub fn messengers(&self) -> Result<Arc<Vec<Messenger>>, TaskError> {
+        let mut slot = self
+            .messengers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = slot.as_ref() {
+            return Ok(Arc::clone(m));
+        }
+        let built = match &self.program.messaging {
+            Some(m) => Messenger::from_spec(m).map_err(|e| TaskError::Permanent(e.to_string()))?,
+            None => Vec::new(),
+        };
+        Ok(Arc::clone(slot.insert(Arc::new(built))))
     }
 
     /// Adds `messages` to the outbox (nothing to do for none). Ids already stored are left
