@@ -4,8 +4,9 @@
 //!
 //! In: the program (its `record` task has a `continuous` schedule), a transport and a
 //! shutdown token. Out: follow-up task messages with each `Recorded` as argument. Runs only
-//! inside the task's windows; a failing device is reopened with backoff; overruns are
-//! counted by the rotator and logged.
+//! inside the task's windows, and only while staging is under its budget (the stream ends
+//! after the file that fills it, and starts again once file management has made room); a
+//! failing device is reopened with backoff; overruns are counted by the rotator and logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +72,23 @@ async fn hand_on(
     }
 }
 
+/// How often a paused recorder looks at staging again.
+const BUDGET_POLL: Duration = Duration::from_secs(2);
+
+/// Why the next file would pass the staging budget, if it would (measuring staging on a
+/// blocking thread). A staging directory that cannot be measured does not pause recording:
+/// the recorder's own writes report that problem.
+async fn staging_full(services: &Arc<Services>) -> Option<String> {
+    let program = Arc::clone(&services.program);
+    tokio::task::spawn_blocking(move || super::tasks::record::over_budget(&program))
+        .await
+        .ok()?
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot measure staging against its budget");
+            None
+        })
+}
+
 /// Records until `shutdown` fires.
 pub async fn run(connector: Connector, services: Arc<Services>, shutdown: CancellationToken) {
     let program = Arc::clone(&services.program);
@@ -98,7 +116,23 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
         }
     }
     let mut backoff = Duration::from_secs(1);
+    let mut paused = false;
     while !shutdown.is_cancelled() {
+        // Staging over its budget: no new file until detection and file management catch up.
+        match staging_full(&services).await {
+            Some(why) => {
+                if !paused {
+                    tracing::warn!("{why}");
+                    paused = true;
+                }
+                tokio::select! { _ = tokio::time::sleep(BUDGET_POLL) => continue, _ = shutdown.cancelled() => break }
+            }
+            None if paused => {
+                tracing::info!("staging is back under its budget: continuous recording resumes");
+                paused = false;
+            }
+            None => {}
+        }
         let now = jiff::Timestamp::now();
         if !clock.in_windows(&windows, now) {
             // Outside the windows: wake at the next in-window second (or in a minute).
@@ -128,6 +162,10 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
                 || s.load(Ordering::Relaxed) || !c.in_windows(&w, jiff::Timestamp::now()),
                 |rec| {
                     let _ = tx.send(rec);
+                    // The next file would pass the staging budget: end the stream here.
+                    if matches!(super::tasks::record::over_budget(&p.program), Ok(Some(_))) {
+                        s.store(true, Ordering::Relaxed);
+                    }
                 },
             );
             result.map(|()| rotator.files()).map_err(|e| e.to_string())

@@ -5,6 +5,7 @@
 pub(crate) mod mqtt_sub;
 pub(crate) mod private_rabbit;
 pub(crate) mod runtime;
+pub(crate) mod sensor;
 
 use std::path::Path;
 use std::process::{Command, Output};
