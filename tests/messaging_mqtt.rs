@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Messages a subscriber has seen before a test cuts the broker off mid-batch.
+const FLOWING: usize = 1000;
+
 fn mqtt(port: u16, topic: &str) -> spec::Mqtt {
     spec::Mqtt {
         host: "127.0.0.1".into(),
@@ -262,11 +265,12 @@ async fn a_broker_lost_mid_batch_leaves_the_acknowledged_delivered_and_the_rest_
         let (m, messages) = (m.clone(), messages.clone());
         tokio::spawn(async move { m.send(&messages).await })
     };
-    // Kill the broker once messages flow.
+    // Kill the broker once messages flow, well past the first acknowledgements (the broker
+    // answers the publisher and the subscriber in its own order).
     assert_eq!(
-        sub.take(1, WAIT).await.len(),
-        1,
-        "no message reached the subscriber"
+        sub.take(FLOWING, WAIT).await.len(),
+        FLOWING,
+        "messages did not reach the subscriber"
     );
     broker.stop();
     let outcomes = tokio::time::timeout(WAIT, sending)
@@ -289,4 +293,55 @@ async fn a_broker_lost_mid_batch_leaves_the_acknowledged_delivered_and_the_rest_
         assert_eq!(*status, ResponseStatus::Failed);
         assert!(detail.contains("connection lost"), "{detail}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_stops_acknowledging_times_out_the_unacknowledged() {
+    let broker = PrivateMosquitto::start(None, None);
+    let topic = unique_topic("frozen");
+    let mut sub = Subscriber::start(broker.port(), &topic, None).await;
+    let messages = batch(50_000);
+    let m = messenger(&mqtt(broker.port(), &topic)).with_timeout(Duration::from_millis(500));
+    let sending = {
+        let (m, messages) = (m.clone(), messages.clone());
+        tokio::spawn(async move { m.send(&messages).await })
+    };
+    assert_eq!(
+        sub.take(FLOWING, WAIT).await.len(),
+        FLOWING,
+        "messages did not reach the subscriber"
+    );
+    // The connection stays open, but no PUBACK comes any more.
+    broker.freeze();
+    let frozen = Instant::now();
+    let outcomes = tokio::time::timeout(WAIT, sending)
+        .await
+        .expect("send gives up once acknowledgements stop")
+        .expect("send does not panic");
+    let took = frozen.elapsed();
+    broker.thaw();
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?} after the freeze"
+    );
+    let delivered = outcomes
+        .iter()
+        .take_while(|o| matches!(o, Outcome::Delivered(_)))
+        .count();
+    assert!(
+        delivered >= 1 && delivered < messages.len(),
+        "delivered {delivered}"
+    );
+    let expected = Outcome::Unreachable {
+        status: ResponseStatus::Timeout,
+        detail: format!(
+            "mqtt://127.0.0.1:{}/{topic}: no acknowledgement from the broker for 500 ms",
+            broker.port()
+        ),
+    };
+    assert!(
+        outcomes[delivered..].iter().all(|o| *o == expected),
+        "{:?}",
+        outcomes[delivered]
+    );
 }

@@ -100,6 +100,22 @@ impl PrivateMosquitto {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open but nothing is answered.
+    pub(crate) fn freeze(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// Lets a frozen broker run again (SIGCONT).
+    pub(crate) fn thaw(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let child = self.child.as_ref().expect("the broker is running");
+        let pid = rustix::process::Pid::from_child(child);
+        rustix::process::kill_process(pid, signal).expect("the broker can be signalled");
+    }
+
     /// The broker's log so far.
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
