@@ -64,11 +64,6 @@ async fn messages_are_posted_as_json_with_the_manifests_headers_over_one_connect
                     camino::Utf8PathBuf::from_path_buf(token).expect("utf-8 path"),
                 ),
             },
-            // Cargo sets this variable for the tests it runs: a variable read at run time.
-            spec::Header {
-                name: "X-Package".into(),
-                value: spec::Secret::Env("CARGO_PKG_NAME".into()),
-            },
         ],
         ..http(&server.url("/api/messages?site=1"), 5000)
     };
@@ -90,7 +85,6 @@ async fn messages_are_posted_as_json_with_the_manifests_headers_over_one_connect
         assert_eq!(r.header("Accept"), "application/json");
         assert_eq!(r.header("X-Site"), "north hedge");
         assert_eq!(r.header("Authorization"), "Bearer from-a-file");
-        assert_eq!(r.header("X-Package"), env!("CARGO_PKG_NAME"));
         assert_eq!(
             r.header("Content-Length"),
             message.content.len().to_string()
@@ -248,4 +242,48 @@ async fn a_redirect_is_refused_and_not_followed() {
     assert_eq!(server.requests().len(), 3);
     assert!(elsewhere.requests().is_empty(), "the redirect was followed");
     assert_eq!(elsewhere.connections(), 0);
+}
+
+/// Set only in the child process [`a_header_from_an_environment_variable_is_sent`] starts.
+const TOKEN_VAR: &str = "ACOUPI_TEST_HTTP_TOKEN";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_from_an_environment_variable_is_sent() {
+    let Ok(token) = std::env::var(TOKEN_VAR) else {
+        // The variable is read from the process environment, which a test cannot change
+        // (unsafe): run this very test again in a child process that has it.
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "a_header_from_an_environment_variable_is_sent",
+                "--test-threads=1",
+            ])
+            .env(TOKEN_VAR, "Bearer from-the-environment")
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child test failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    };
+    let server = HttpServer::start(Vec::new());
+    let spec = spec::Http {
+        headers: vec![spec::Header {
+            name: "Authorization".into(),
+            value: spec::Secret::Env(TOKEN_VAR.into()),
+        }],
+        ..http(&server.url("/env"), 5000)
+    };
+    let outcomes = messenger(&spec).send(&batch(2)).await;
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Delivered("{\"ok\":true}".into()); 2]
+    );
+    for r in server.requests() {
+        assert_eq!(r.header("Authorization"), token);
+    }
+    assert_eq!(server.requests().len(), 2);
 }
