@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub(crate) mod http_server;
+pub(crate) mod mosquitto;
 pub(crate) mod mqtt_sub;
 pub(crate) mod private_rabbit;
 pub(crate) mod runtime;
