@@ -4,7 +4,6 @@
 
 pub(crate) mod http_server;
 pub(crate) mod mosquitto;
-pub(crate) mod mqtt_sub;
 pub(crate) mod private_rabbit;
 pub(crate) mod runtime;
 pub(crate) mod sensor;
