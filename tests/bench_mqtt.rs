@@ -58,6 +58,7 @@ async fn deliver_ten_thousand_messages_at_qos_1() {
         tls: false,
         client_id: unique_topic("bench-client").replace('/', "-"),
         topic_per_type: false,
+        timeout_ms: spec::DEFAULT_MQTT_TIMEOUT_MS,
     })
     .expect("valid destination");
 

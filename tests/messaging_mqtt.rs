@@ -28,6 +28,7 @@ fn mqtt(port: u16, topic: &str) -> spec::Mqtt {
         tls: false,
         client_id: unique_topic("client").replace('/', "-"),
         topic_per_type: false,
+        timeout_ms: spec::DEFAULT_MQTT_TIMEOUT_MS,
     }
 }
 
@@ -102,6 +103,8 @@ async fn topic_per_type_publishes_to_the_topic_of_each_kind() {
         batch: 100,
         order: spec::MessageOrder::OldestFirst,
         messages: Vec::new(),
+        max_attempts: spec::DEFAULT_MAX_ATTEMPTS,
+        max_age_ms: spec::DEFAULT_MAX_AGE_MS,
     })
     .expect("valid");
     let outcomes = all[0].send(&messages).await;

@@ -17,14 +17,14 @@
 //! - a packet over [`MAX_PACKET_BYTES`] -> [`Outcome::Refused`] (`Error`), without touching
 //!   the connection; the rest of the batch is still sent;
 //! - cannot connect (connection refused, DNS, TLS, the broker refusing the CONNECT, such as
-//!   bad credentials, no CONNACK within [`TIMEOUT`]) -> every message
+//!   bad credentials, no CONNACK within the manifest's `timeout`, 10 s by default) -> every message
 //!   [`Outcome::Unreachable`] with the cause, `Failed` (`Timeout` for the deadline). One
-//!   connection attempt per send: a dead broker costs at most [`TIMEOUT`], not a reconnect per
+//!   connection attempt per send: a dead broker costs at most the timeout, not a reconnect per
 //!   message;
 //! - connection lost mid-batch -> the acknowledged messages `Delivered`, the rest
 //!   `Unreachable` (`Failed`). A message whose PUBACK was lost may reach subscribers twice
 //!   when it is sent again: QoS 1 is at-least-once;
-//! - no PUBACK at all for [`TIMEOUT`] -> the unacknowledged messages `Unreachable`
+//! - no PUBACK at all for the timeout -> the unacknowledged messages `Unreachable`
 //!   (`Timeout`). The deadline restarts with every PUBACK, so a big batch on a slow link
 //!   succeeds as long as the broker keeps acknowledging.
 //!
@@ -45,10 +45,6 @@ use tokio::time::Instant;
 use super::{Outcome, Outgoing, ResponseStatus, SetupError};
 use crate::runtime::config::resolve_secret;
 use crate::spec;
-
-/// How long to wait for the connection (TCP, TLS and CONNACK) and, once connected, for the
-/// next PUBACK. One constant so that a manifest setting can replace it.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest MQTT packet (fixed header, topic, packet id and payload) the client sends: a
 /// message whose packet would be bigger is refused without being sent.
@@ -140,8 +136,8 @@ impl MqttMessenger {
         })
     }
 
-    /// The same messenger with another connect and acknowledgement deadline than
-    /// [`TIMEOUT`] (at least 1 ms).
+    /// The same messenger with another connect and acknowledgement deadline than the
+    /// manifest's `timeout` (at least 1 ms).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
         self
