@@ -125,7 +125,14 @@ impl HttpServer {
     /// Listens on a free port of 127.0.0.1; requests get the `script`'s replies in order,
     /// then `200 OK` with `{"ok":true}`.
     pub(crate) fn start(script: Vec<Reply>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
+        Self::start_on(
+            TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1"),
+            script,
+        )
+    }
+
+    /// [`HttpServer::start`] on a listener the test bound (a port it chose).
+    pub(crate) fn start_on(listener: TcpListener, script: Vec<Reply>) -> Self {
         let addr = listener.local_addr().expect("bound address");
         let state = Arc::new(State {
             script: Mutex::new(script.into()),
