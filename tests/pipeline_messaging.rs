@@ -268,6 +268,16 @@ fn every_message_made_offline_arrives_in_order_once_the_broker_is_back() {
         "nothing was sent while offline"
     );
     assert_eq!(backlog.expired, 0);
+    // `acoupi status` tells the user what waits.
+    let out = common::run(&["--home", home.as_str(), "status", "--format", "json"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&common::stdout(&out)).expect("status JSON");
+    assert_eq!(
+        status["messages"]["unsent"].as_u64(),
+        Some(offline.len() as u64),
+        "{status}"
+    );
+    assert_eq!(status["messages"]["expired"], 0, "{status}");
 
     // The broker comes back; the sensor restarts and sends what waited, oldest first.
     let broker = PrivateMosquitto::start(Some(port), None);
