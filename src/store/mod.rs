@@ -182,32 +182,12 @@ impl Store {
     /// A file acoupi created is adopted as is: its tables are kept, ours are added. A file with
     /// a newer schema (ours or acoupi's) is refused before anything is written to it.
     pub fn open(path: &Utf8Path) -> Result<Store, Error> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_str().is_empty()) {
-            fs_err::create_dir_all(dir).map_err(|e| Error::CreateDir {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            })?;
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut store = Store::connect(path, flags)?;
-        // Read-only checks first: a refused file must not even get its journal mode changed.
-        schema::check(&store.conn, path, false)?;
-        // SQLite silently falls back to reading when the file cannot be opened for writing.
-        if store
-            .conn
-            .is_readonly(rusqlite::MAIN_DB)
-            .map_err(|e| store.error(e))?
-        {
-            return Err(Error::ReadOnly {
-                path: path.to_owned(),
-                detail: "the file cannot be opened for writing".to_owned(),
-            });
-        }
-        store.pragmas().map_err(|e| store.error(e))?;
-        schema::migrate(&mut store.conn, path)?;
-        Ok(store)
+        let mut conn = open_writable(path, |conn| schema::check(conn, path, false))?;
+        schema::migrate(&mut conn, path)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
     }
 
     /// Opens an existing store for reading only: never writes, never migrates.
@@ -240,10 +220,6 @@ impl Store {
         })
     }
 
-    fn pragmas(&self) -> rusqlite::Result<()> {
-        write_pragmas(&self.conn)
-    }
-
     fn error(&self, e: rusqlite::Error) -> Error {
         classify(&self.path, e)
     }
@@ -259,6 +235,38 @@ fn connect(path: &Utf8Path, flags: OpenFlags) -> Result<Connection, Error> {
     // default 2 MiB page cache misses on nearly every lookup in a store of a few months.
     conn.pragma_update(None, "cache_size", CACHE_KIB)
         .map_err(|e| classify(path, e))?;
+    Ok(conn)
+}
+
+/// A writing connection to `path`, creating the file and its parent directories when
+/// missing: `check` (the caller's schema checks, which must not write) runs first, so a
+/// refused file does not even get its journal mode changed; then the file must really be
+/// writable (SQLite silently falls back to reading), and the writing pragmas are set.
+fn open_writable(
+    path: &Utf8Path,
+    check: impl FnOnce(&Connection) -> Result<(), Error>,
+) -> Result<Connection, Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_str().is_empty()) {
+        fs_err::create_dir_all(dir).map_err(|e| Error::CreateDir {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = connect(path, flags)?;
+    check(&conn)?;
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| classify(path, e))?
+    {
+        return Err(Error::ReadOnly {
+            path: path.to_owned(),
+            detail: "the file cannot be opened for writing".to_owned(),
+        });
+    }
+    write_pragmas(&conn).map_err(|e| classify(path, e))?;
     Ok(conn)
 }
 

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 pub use schema::OUTBOX_SCHEMA_VERSION;
 
-use super::{Error, classify, connect, write_pragmas};
+use super::{Error, classify, connect, open_writable};
 use crate::messaging::{MessageKind, Outcome};
 use crate::spec::MessageOrder;
 use crate::spec::isotime;
@@ -114,32 +114,12 @@ impl Outbox {
     /// adopts the messages acoupi (or an older file) stored without our state: unsent ones
     /// become pending.
     pub fn open(path: &Utf8Path) -> Result<Outbox, Error> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_str().is_empty()) {
-            fs_err::create_dir_all(dir).map_err(|e| Error::CreateDir {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            })?;
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = open_writable(path, |conn| schema::check(conn, path))?;
+        schema::migrate(&mut conn, path)?;
         let mut outbox = Outbox {
-            conn: connect(path, flags)?,
+            conn,
             path: path.to_owned(),
         };
-        schema::check(&outbox.conn, path)?;
-        if outbox
-            .conn
-            .is_readonly(rusqlite::MAIN_DB)
-            .map_err(|e| outbox.error(e))?
-        {
-            return Err(Error::ReadOnly {
-                path: path.to_owned(),
-                detail: "the file cannot be opened for writing".to_owned(),
-            });
-        }
-        write_pragmas(&outbox.conn).map_err(|e| outbox.error(e))?;
-        schema::migrate(&mut outbox.conn, path)?;
         outbox.adopt()?;
         Ok(outbox)
     }

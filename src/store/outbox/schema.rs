@@ -9,8 +9,9 @@
 //! store. Every migration is safe to re-run; all pending ones run in one transaction.
 
 use camino::Utf8Path;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
+use crate::store::schema::table_exists;
 use crate::store::{Error, classify};
 
 /// Our outbox schema version.
@@ -111,29 +112,10 @@ pub(super) fn has_ours(conn: &Connection) -> rusqlite::Result<bool> {
     table_exists(conn, "acoupi_rs_message")
 }
 
-fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-        [name],
-        |r| r.get(0),
-    )
-}
-
-/// Ours (0 when absent) and acoupi's `user_version`.
+/// Ours (0 when absent) and acoupi's `user_version`, read as the metadata store reads its own.
 fn versions(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
-    let user: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let schema = if table_exists(conn, "acoupi_rs_schema")? {
-        conn.query_row(
-            "SELECT version FROM acoupi_rs_schema WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0)
-    } else {
-        0
-    };
-    Ok((schema, user))
+    let v = crate::store::schema::versions(conn)?;
+    Ok((v.schema, v.user))
 }
 
 /// Brings the file to [`OUTBOX_SCHEMA_VERSION`] in one immediate transaction: acoupi's tables
