@@ -121,6 +121,10 @@ pub struct DeployArgs {
     /// machines that cannot give them (most containers).
     #[arg(long, value_enum, default_value_t)]
     pub sandbox: crate::lifecycle::sandbox::Profile,
+    /// Only run the preflight (secrets, broker, binary, storage, lingering, sandbox) and
+    /// report every problem found; exit 1 when one would make a unit fail. Changes nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `acoupi status`.

@@ -9,13 +9,19 @@
 //! `--sandbox reduced` a drop-in next to each service's link turns off the sandbox options
 //! that need namespaces. Finally it says whether lingering is on, without which the units
 //! stop at logout.
+//!
+//! Before any of that the preflight (`lifecycle::preflight`) looks for what would make a unit
+//! fail at once; an error refuses the deploy with every problem listed (stderr, exit 1),
+//! warnings are printed after the deploy. `--check` runs only the preflight and prints its
+//! report to stdout: exit 0 when nothing would fail, 1 otherwise.
 
 use camino::Utf8Path;
 
 use crate::ExitStatus;
 use crate::cli::DeployArgs;
 use crate::home;
-use crate::lifecycle::deploy::{DeployOptions, POLL, Target, deploy, settle_time};
+use crate::lifecycle::deploy::{DeployOptions, Error, POLL, Target, deploy, settle_time};
+use crate::lifecycle::preflight::{self, Check};
 use crate::lifecycle::sandbox::{self, Profile};
 use crate::lifecycle::systemd::Systemctl;
 use crate::lifecycle::{refuse, unit_dir};
@@ -45,15 +51,30 @@ pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         unit_dir: &dir,
         manager: &manager,
     };
+    let preflight_options = preflight::Options::from_env(args.sandbox);
+    if args.check {
+        let findings = preflight::preflight(&target, &preflight_options);
+        print!("{}", preflight::render(&home, &findings));
+        return if preflight::has_errors(&findings) {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        };
+    }
     let options = DeployOptions {
         name: args.name.clone(),
         location: args.latitude.zip(args.longitude),
         settle: settle_time(),
         poll: POLL,
         sandbox: args.sandbox,
+        preflight: preflight_options,
     };
     let deployed = match deploy(&target, &options) {
         Ok(d) => d,
+        Err(Error::Preflight(findings)) => {
+            eprint!("{}", preflight::render(&home, &findings));
+            return refuse(Error::Preflight(findings));
+        }
         Err(e) => return refuse(e),
     };
     let d = &deployed.deployment;
@@ -88,16 +109,11 @@ pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         };
         println!("  {unit:<40} {note}");
     }
-    match &deployed.linger {
-        Ok(true) => println!("lingering is on for `{}`", deployed.user),
-        Ok(false) => eprintln!(
-            "warning: lingering is off for `{u}`: the units stop when {u} logs out and do not start at boot; turn it on with `sudo loginctl enable-linger {u}`",
-            u = deployed.user
-        ),
-        Err(e) => eprintln!(
-            "warning: could not tell whether lingering is on for `{}` ({e}); without it the units stop at logout",
-            deployed.user
-        ),
+    if !deployed.warnings.iter().any(|f| f.check == Check::Linger) {
+        println!("lingering is on for `{}`", deployed.user);
+    }
+    for f in &deployed.warnings {
+        eprintln!("warning: {}; {}", f.message, f.fix);
     }
     ExitStatus::Success
 }

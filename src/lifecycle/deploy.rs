@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::deployment::{self, Deployment};
+use super::preflight::{self, Finding};
 use super::sandbox::{self, Profile};
 use super::systemd::{ServiceManager, UnitState};
 use super::{unit_dir, verify};
@@ -63,6 +64,19 @@ pub enum Error {
     /// A step failed; the steps before it were undone.
     #[error("{}", step_message(.0))]
     Step(StepFailure),
+    /// The preflight found problems that would make the units fail; nothing was changed.
+    #[error("{}", preflight_message(.0))]
+    Preflight(Vec<Finding>),
+}
+
+fn preflight_message(findings: &[Finding]) -> String {
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == preflight::Severity::Error)
+        .count();
+    format!(
+        "the preflight found {errors} problem(s) that would make the units fail (above); nothing was changed: fix them, then check again with `acoupi deploy --check`"
+    )
 }
 
 /// A step that failed, and what was undone because of it.
@@ -153,6 +167,8 @@ pub struct DeployOptions {
     pub poll: Duration,
     /// The sandbox the units run in.
     pub sandbox: Profile,
+    /// How to run the preflight (its sandbox is `sandbox`).
+    pub preflight: preflight::Options,
 }
 
 /// A deployment that started.
@@ -168,8 +184,8 @@ pub struct Deployed {
     pub units: Vec<(String, UnitState)>,
     /// The user whose lingering was checked.
     pub user: String,
-    /// Whether lingering is on for them, or why it could not be told.
-    pub linger: Result<bool, String>,
+    /// The preflight's warnings (lingering off, a broker not answering yet, …).
+    pub warnings: Vec<Finding>,
 }
 
 /// Refuses a home that must not be deployed; returns nothing when it may be.
@@ -202,12 +218,20 @@ fn check_deployable(t: &Target<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deploys: links the units (with the reduced sandbox's drop-ins when asked for, and without
+/// Deploys: runs the preflight (refusing, with nothing changed, when it finds an error), links the units (with the reduced sandbox's drop-ins when asked for, and without
 /// any left from before otherwise), reloads, records the deployment (before the units start,
 /// so their first recordings are filed under it), enables and starts `acoupi.target` and waits
 /// for the units to start. Any failure undoes every step taken.
 pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error> {
     check_deployable(t)?;
+    let preflight_options = preflight::Options {
+        sandbox: options.sandbox,
+        ..options.preflight.clone()
+    };
+    let warnings = preflight::preflight(t, &preflight_options);
+    if preflight::has_errors(&warnings) {
+        return Err(Error::Preflight(warnings));
+    }
     let services = t.services();
     let all = t.all_units();
     let m = t.manager;
@@ -284,15 +308,13 @@ pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error
         Ok(u) => u,
         Err(e) => return Err(rollback.fail("start the units", e)),
     };
-    let user = super::systemd::current_user();
-    let linger = m.linger(&user).map_err(|e| e.to_string());
     Ok(Deployed {
         deployment: record,
         linked,
         sandbox: options.sandbox,
         units,
-        user,
-        linger,
+        user: preflight_options.user,
+        warnings,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The life of a deployment: checking a built home against its `build.lock` (`verify`),
 //! linking its units into the user unit directory (`unit_dir`), driving the user's systemd
-//! (`systemd`, behind a trait), the units' sandbox and its failures (`sandbox`), deploying
-//! and stopping with every step undone on failure (`deploy`), recording the deployment
+//! (`systemd`, behind a trait), the units' sandbox and its failures (`sandbox`), what would
+//! make the units fail, found before deploying (`preflight`), deploying and stopping with every step undone on failure (`deploy`), recording the deployment
 //! (`deployment`), and reporting its health (`status`).
 //!
 //! In: a built home. Out: running systemd user units and `config/deployment.json`, or a
@@ -9,6 +9,7 @@
 
 pub mod deploy;
 pub mod deployment;
+pub mod preflight;
 pub mod sandbox;
 pub mod status;
 pub mod systemd;
