@@ -37,6 +37,8 @@ pub fn run(args: &LogsArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
             Err(e) => fail(format!("cannot run `journalctl`: {e}")),
         };
     }
+    // Made before the last lines are read, so that none logged in between is missed.
+    let follower = args.follow.then(|| logs::Follower::new(&home, &units));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut found = false;
@@ -74,9 +76,9 @@ pub fn run(args: &LogsArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
             home.join(crate::spec::layout::LOG_DIR)
         ));
     }
-    if args.follow {
+    if let Some(follower) = follower {
         // Ends when stdout closes (or on Ctrl-C, which ends the process).
-        if let Err(e) = logs::follow(&home, &units, FOLLOW_POLL, &mut out)
+        if let Err(e) = follower.run(FOLLOW_POLL, &mut out)
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
             return fail(format!("cannot follow the logs: {e}"));

@@ -2,8 +2,8 @@
 //! rotated files under the home's `log/` that services write where no journal runs.
 //!
 //! In: the home, its program, a unit as the user names it, a line count. Out: the unit names
-//! meant ([`resolve`]), the last lines ([`tail`], [`last_lines`]) and a follower that prints
-//! lines as they are appended, across rotations ([`follow`]). `journalctl` comes from
+//! meant ([`resolve`]), the last lines ([`tail`], [`last_lines`]) and a [`Follower`] that
+//! prints lines as they are appended, across rotations. `journalctl` comes from
 //! `ACOUPI_JOURNALCTL`, else `PATH`.
 
 use std::ffi::OsString;
@@ -246,36 +246,46 @@ impl Followed {
     }
 }
 
-/// Prints the lines appended to `units`' live log files to `out` as they come (polling every
-/// `every`), following each file across rotations, until writing fails or the process is
-/// interrupted. With several units, a `==> FILE <==` header marks each change of file.
-pub fn follow(
-    home: &Utf8Path,
-    units: &[String],
-    every: Duration,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let mut followed: Vec<Followed> = units
-        .iter()
-        .map(|u| Followed::new(log_file(home, u)))
-        .collect();
-    let mut last: Option<usize> = None;
-    loop {
-        for (i, f) in followed.iter_mut().enumerate() {
-            let lines = f.poll()?;
-            if lines.is_empty() {
-                continue;
-            }
-            if units.len() > 1 && last != Some(i) {
-                writeln!(out, "\n==> {} <==", f.path)?;
-                last = Some(i);
-            }
-            for line in lines {
-                writeln!(out, "{line}")?;
-            }
-            out.flush()?;
+/// Follows `units`' live log files from where they end when it is made; make it before
+/// printing their last lines, so no line logged in between is missed.
+pub struct Follower {
+    files: Vec<Followed>,
+}
+
+impl Follower {
+    /// Starts at the current end of each unit's live file (at the start of one made later).
+    pub fn new(home: &Utf8Path, units: &[String]) -> Self {
+        Self {
+            files: units
+                .iter()
+                .map(|u| Followed::new(log_file(home, u)))
+                .collect(),
         }
-        std::thread::sleep(every);
+    }
+
+    /// Prints the lines appended to the files to `out` as they come (polling every `every`),
+    /// following each across rotations, until writing fails or the process is interrupted.
+    /// With several files, a `==> FILE <==` header marks each change of file.
+    pub fn run(mut self, every: Duration, out: &mut dyn Write) -> io::Result<()> {
+        let several = self.files.len() > 1;
+        let mut last: Option<usize> = None;
+        loop {
+            for (i, f) in self.files.iter_mut().enumerate() {
+                let lines = f.poll()?;
+                if lines.is_empty() {
+                    continue;
+                }
+                if several && last != Some(i) {
+                    writeln!(out, "\n==> {} <==", f.path)?;
+                    last = Some(i);
+                }
+                for line in lines {
+                    writeln!(out, "{line}")?;
+                }
+                out.flush()?;
+            }
+            std::thread::sleep(every);
+        }
     }
 }
 
