@@ -141,7 +141,7 @@ pub struct LogsArgs {
     /// Keep printing lines as they are logged, until interrupted.
     #[arg(short, long)]
     pub follow: bool,
-    /// How many of the last lines to print (per unit).
+    /// How many of the last lines to print (per log file; from the journal, in all).
     #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
     pub lines: usize,
 }

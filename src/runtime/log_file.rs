@@ -183,6 +183,8 @@ pub fn stderr_is_journal() -> bool {
     if var.is_none() {
         return false;
     }
+    // `st_dev` and `st_ino` are not 64 bits on every target a sensor runs on.
+    #[allow(clippy::unnecessary_cast)]
     match rustix::fs::fstat(io::stderr()) {
         Ok(st) => journal_stream_names(var.as_deref(), st.st_dev as u64, st.st_ino as u64),
         Err(_) => false,
