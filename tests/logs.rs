@@ -293,3 +293,30 @@ fn follow_prints_appended_lines_across_a_rotation() {
     child.kill().expect("kill");
     child.wait().expect("wait");
 }
+
+#[test]
+fn a_log_file_that_cannot_be_opened_leaves_logging_on_stderr_with_one_warning() {
+    let h = Home::new();
+    std::fs::remove_dir_all(h.home.join("log")).expect("remove log/");
+    std::fs::write(h.home.join("log"), "not a directory").expect("block log/");
+    let err_path = h.root.join("stderr.txt");
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    let mut child = h
+        .cmd(&["worker", "rec"])
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("worker starts");
+    let text = wait_for(20, "the worker's stderr", || {
+        let t = read(&err_path);
+        t.contains("broker unreachable").then_some(t)
+    });
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert_eq!(
+        text.matches("no log file, logging to stderr").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("log/acoupi-worker-rec.log"), "{text}");
+}

@@ -96,7 +96,7 @@ impl RotatingFile {
                 }
                 Err(e) => {
                     let mut err = io::stderr().lock();
-                    let _ = writeln!(err, "cannot reopen the log file: {e}");
+                    let _ = writeln!(err, "log file `{}`: {e}", self.path);
                     return err.write_all(record);
                 }
             }
@@ -127,7 +127,7 @@ fn append(path: &Utf8Path) -> io::Result<File> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot open `{path}`: {e}")))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open it: {e}")))
 }
 
 /// One event's writer: buffers what tracing writes and hands it to the file in one piece when
@@ -308,11 +308,15 @@ mod tests {
     }
 
     #[test]
-    fn an_unopenable_file_is_an_error_naming_it() {
+    fn an_unopenable_file_is_an_error_naming_what_failed() {
         let (_d, root) = dir();
         std::fs::write(root.join("log"), "a file, not a directory").expect("write");
         let err = RotatingFile::open(&root.join("log/x.log"), 100, 3).expect_err("fails");
-        assert!(err.to_string().contains("log"), "{err}");
+        assert!(err.to_string().contains(&format!("`{root}/log`")), "{err}");
+        // A directory where the file should be.
+        std::fs::create_dir_all(root.join("d/x.log")).expect("dir");
+        let err = RotatingFile::open(&root.join("d/x.log"), 100, 3).expect_err("fails");
+        assert!(err.to_string().starts_with("cannot open it: "), "{err}");
     }
 
     #[test]

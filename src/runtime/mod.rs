@@ -44,7 +44,7 @@ pub fn init_service_logging(home_flag: Option<&camino::Utf8Path>, unit: &str) {
         .and_then(|home| {
             let path = crate::spec::layout::log_file(&home, unit);
             log_file::RotatingFile::open(&path, log_file::MAX_BYTES, log_file::KEEP)
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("cannot log to `{path}`: {e}"))
         });
     match opened {
         Ok(file) => {
