@@ -48,6 +48,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop and disable the units, let workers drain, end the deployment.
     Stop(StopArgs),
+    /// Show the services' last log lines (journal, else the files under `log/`).
+    Logs(LogsArgs),
     /// Write a new manifest, step by step (or from an example with --no-prompt).
     Init(InitArgs),
     /// Show the resolved configuration of the built home.
@@ -133,6 +135,19 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
+}
+
+/// `acoupi logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// A worker name, `beat`, or a unit name [default: every service].
+    pub unit: Option<String>,
+    /// Keep printing lines as they are logged, until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many of the last lines to print (per log file; from the journal, in all).
+    #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
+    pub lines: usize,
 }
 
 /// `acoupi stop`.

@@ -70,6 +70,7 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Deploy(args) => commands::deploy::run(args, cli.home.as_deref()),
         cli::Command::Status(args) => commands::status::run(args, cli.home.as_deref()),
         cli::Command::Stop(args) => commands::stop::run(args, cli.home.as_deref()),
+        cli::Command::Logs(args) => commands::logs::run(args, cli.home.as_deref()),
         cli::Command::Init(args) => commands::init::run(args),
         cli::Command::Config(cmd) => commands::config::run(cmd, cli.home.as_deref()),
         cli::Command::Db(cmd) => commands::db::run(cmd, cli.home.as_deref()),

@@ -442,16 +442,30 @@ fn the_reduced_sandbox_is_written_beside_the_links_and_removed_with_them() {
 #[test]
 fn a_unit_that_fails_to_start_undoes_the_deployment() {
     let w = World::new();
+    // Without a journal, the failed unit's last 20 lines come from its log file.
+    let log = w.home.join("log/acoupi-beat.log");
+    let text: String = (1..=25).map(|i| format!("beat line {i}\n")).collect();
+    std::fs::write(&log, text).expect("log file");
     let out = w
         .cmd(&["deploy"])
         .env("ACOUPI_STUB_FAILING_UNIT", "acoupi-beat.service")
+        .env("ACOUPI_JOURNALCTL", w.root.join("no-journalctl"))
         .output()
         .expect("runs");
     assert_eq!(code(&out), 1);
-    let line = one_line_error(&out);
+    let err = stderr(&out);
+    let mut lines = err.lines();
+    let line = lines.next().expect("an error line").to_owned();
+    assert_eq!(
+        lines.next(),
+        Some(format!("last 20 log lines of `acoupi-beat.service` (from `{log}`):").as_str())
+    );
+    let shown: Vec<String> = lines.map(str::to_owned).collect();
+    let want: Vec<String> = (6..=25).map(|i| format!("    beat line {i}")).collect();
+    assert_eq!(shown, want, "{err}");
     assert!(
         line.contains("`acoupi-beat.service` failed to start")
-            && line.contains("journalctl --user -u acoupi-beat.service")
+            && line.contains("acoupi logs acoupi-beat.service")
             && line.contains("units stopped"),
         "{line}"
     );

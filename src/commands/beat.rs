@@ -9,7 +9,7 @@ use crate::runtime::{self as rt, beat};
 
 /// Runs beat.
 pub fn run(home_flag: Option<&Utf8Path>) -> ExitStatus {
-    rt::init_logging();
+    rt::init_service_logging(home_flag, crate::spec::layout::BEAT_UNIT);
     let (_home, program) = match load(home_flag) {
         Ok(p) => p,
         Err(s) => return s,

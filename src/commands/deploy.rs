@@ -5,7 +5,8 @@
 //! Then links the units into the user unit directory, reloads systemd, enables and starts
 //! `acoupi.target`, waits up to `ACOUPI_DEPLOY_SETTLE_SECS` (default 10) seconds for the
 //! units to come up, and writes `config/deployment.json`; a failing step undoes the ones
-//! before it (exit 1). A worker still waiting for its broker is not a failure. With
+//! before it (exit 1); a unit that failed to start has its last 20 log lines printed after
+//! the error. A worker still waiting for its broker is not a failure. With
 //! `--sandbox reduced` a drop-in next to each service's link turns off the sandbox options
 //! that need namespaces. Finally it says whether lingering is on, without which the units
 //! stop at logout.
@@ -21,11 +22,40 @@ use crate::ExitStatus;
 use crate::cli::DeployArgs;
 use crate::home;
 use crate::lifecycle::deploy::{DeployOptions, Error, POLL, Target, deploy, settle_time};
+use crate::lifecycle::logs;
 use crate::lifecycle::preflight::{self, Check};
 use crate::lifecycle::sandbox::{self, Profile};
 use crate::lifecycle::systemd::Systemctl;
 use crate::lifecycle::{refuse, unit_dir};
 use crate::runtime::config as runtime_config;
+
+/// Lines of a failed unit's log printed after the error.
+const FAILED_UNIT_LINES: usize = 20;
+
+/// When `e` is a unit that failed to start, prints its last log lines (journal, else its log
+/// file) to stderr, or says there are none.
+fn print_failed_unit_log(home: &Utf8Path, services: &[String], e: &Error) {
+    let Error::Step(failure) = e else { return };
+    let Some(unit) = logs::failed_unit(services, &failure.cause) else {
+        return;
+    };
+    match logs::last_lines(home, &logs::journalctl(), unit, FAILED_UNIT_LINES) {
+        Ok(Some((source, lines))) => {
+            eprintln!(
+                "last {} log lines of `{unit}` (from {source}):",
+                lines.len()
+            );
+            for line in lines {
+                eprintln!("    {line}");
+            }
+        }
+        Ok(None) => eprintln!(
+            "no log lines of `{unit}`: the user journal has none and `{}` does not exist",
+            crate::spec::layout::log_file(home, unit)
+        ),
+        Err(err) => eprintln!("cannot read the log of `{unit}`: {err}"),
+    }
+}
 
 /// Deploys the home.
 pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
@@ -75,7 +105,11 @@ pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
             eprint!("{}", preflight::render(&home, &findings));
             return refuse(Error::Preflight(findings));
         }
-        Err(e) => return refuse(e),
+        Err(e) => {
+            let status = refuse(&e);
+            print_failed_unit_log(&home, &target.services(), &e);
+            return status;
+        }
     };
     let d = &deployed.deployment;
     println!(

@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod detect;
 pub mod devices;
 pub mod init;
+pub mod logs;
 pub mod run;
 pub mod status;
 pub mod stop;
@@ -25,9 +26,13 @@ use crate::runtime::{config as runtime_config, worker::Connector};
 use crate::spec::Program;
 use crate::{ExitStatus, home};
 
-/// Prints `error: …` and returns [`ExitStatus::Error`].
+/// Prints `error: …` (and logs it, for a service logging to a file) and returns
+/// [`ExitStatus::Error`].
 pub(crate) fn fail(msg: impl std::fmt::Display) -> ExitStatus {
     eprintln!("error: {msg}");
+    if crate::runtime::logs_to_file() {
+        tracing::error!("{msg}");
+    }
     ExitStatus::Error
 }
 

@@ -12,7 +12,7 @@ use crate::runtime::{self as rt, tasks::Registry};
 
 /// Runs the worker; exit 0 after a clean, drained shutdown.
 pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
-    rt::init_logging();
+    rt::init_service_logging(home_flag, &crate::spec::layout::worker_unit(&args.name));
     let (_home, program) = match load(home_flag) {
         Ok(p) => p,
         Err(s) => return s,

@@ -1,14 +1,16 @@
 //! The life of a deployment: checking a built home against its `build.lock` (`verify`),
 //! linking its units into the user unit directory (`unit_dir`), driving the user's systemd
 //! (`systemd`, behind a trait), the units' sandbox and its failures (`sandbox`), what would
-//! make the units fail, found before deploying (`preflight`), deploying and stopping with every step undone on failure (`deploy`), recording the deployment
-//! (`deployment`), and reporting its health (`status`).
+//! make the units fail, found before deploying (`preflight`), deploying and stopping with
+//! every step undone on failure (`deploy`), recording the deployment (`deployment`),
+//! reporting its health (`status`) and reading its logs (`logs`).
 //!
 //! In: a built home. Out: running systemd user units and `config/deployment.json`, or a
 //! one-line reason why not, with nothing left half done.
 
 pub mod deploy;
 pub mod deployment;
+pub mod logs;
 pub mod preflight;
 pub mod sandbox;
 pub mod status;

@@ -142,7 +142,7 @@ pub fn start_failure(unit: &str, state: &UnitState) -> String {
         Some(s) => format!(", exit status {}", exit_status_text(s)),
         None => String::new(),
     };
-    let journal = format!("see `journalctl --user -u {unit}`");
+    let logs = format!("see `acoupi logs {unit}`");
     let (needs, likely) = match state.exit_status {
         Some(226) => ("a mount namespace", "a container?"),
         Some(217) => (
@@ -151,13 +151,13 @@ pub fn start_failure(unit: &str, state: &UnitState) -> String {
         ),
         _ => {
             return format!(
-                "`{unit}` failed to start ({}/{}, result `{}`{status}); {journal}",
+                "`{unit}` failed to start ({}/{}, result `{}`{status}); {logs}",
                 state.active_state, state.sub_state, state.result
             );
         }
     };
     format!(
-        "`{unit}` failed to start{status}: systemd could not set up its sandbox, which needs {needs}, and this machine does not allow it ({likely}); where that cannot change, deploy with the sandbox reduced to what needs no namespaces: `acoupi deploy --sandbox reduced`; {journal}"
+        "`{unit}` failed to start{status}: systemd could not set up its sandbox, which needs {needs}, and this machine does not allow it ({likely}); where that cannot change, deploy with the sandbox reduced to what needs no namespaces: `acoupi deploy --sandbox reduced`; {logs}"
     )
 }
 
@@ -184,7 +184,7 @@ mod tests {
             text.contains("exit status 226/NAMESPACE")
                 && text.contains("a mount namespace")
                 && text.contains("`acoupi deploy --sandbox reduced`")
-                && text.contains("journalctl --user -u acoupi-beat.service"),
+                && text.contains("acoupi logs acoupi-beat.service"),
             "{text}"
         );
         let text = start_failure("a.service", &failed(Some(217)));
@@ -192,7 +192,7 @@ mod tests {
         let text = start_failure("a.service", &failed(Some(1)));
         assert_eq!(
             text,
-            "`a.service` failed to start (activating/auto-restart, result `exit-code`, exit status 1); see `journalctl --user -u a.service`"
+            "`a.service` failed to start (activating/auto-restart, result `exit-code`, exit status 1); see `acoupi logs a.service`"
         );
         assert!(!start_failure("a.service", &failed(None)).contains("exit status"));
     }

@@ -6,13 +6,15 @@
 //! format; `worker` the consumer; `beat` the scheduler (its pure slot and window arithmetic in
 //! `beat::schedule`); `tasks` the handler registry, one file per task, and the services
 //! handlers share; `continuous` the continuous recorder; `config` loads the program and
-//! resolves the broker URL. This module holds the process plumbing the commands share:
-//! logging, signals and systemd notification.
+//! resolves the broker URL; `log_file` the rotated log files of services without a journal.
+//! This module holds the process plumbing the commands share: logging, signals and systemd
+//! notification.
 
 pub mod beat;
 pub mod celery;
 pub mod config;
 pub mod continuous;
+pub mod log_file;
 pub mod serve;
 pub mod tasks;
 pub mod transport;
@@ -22,17 +24,65 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// Logs to stderr with tracing; the level comes from `ACOUPI_LOG` (or `RUST_LOG`), default
-/// `info`; colour only on a terminal and without `NO_COLOR`.
-pub fn init_logging() {
+fn log_filter() -> tracing_subscriber::EnvFilter {
     let filter = std::env::var("ACOUPI_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::EnvFilter::new(filter)
+}
+
+/// Logging for a service (a worker or beat) of the home `home_flag` resolves to, as `unit`:
+/// to the journal when systemd connected our stderr to it, else to the rotated file
+/// `log/UNIT.log` of the home ([`layout::log_file`](crate::spec::layout::log_file), 5 MiB,
+/// three rotations). A file that cannot be opened leaves logging on stderr, with one warning.
+pub fn init_service_logging(home_flag: Option<&camino::Utf8Path>, unit: &str) {
+    if log_file::stderr_is_journal() {
+        return init_logging();
+    }
+    let opened = crate::home::resolve(home_flag)
+        .map_err(|e| e.to_string())
+        .and_then(|home| {
+            let path = crate::spec::layout::log_file(&home, unit);
+            log_file::RotatingFile::open(&path, log_file::MAX_BYTES, log_file::KEEP)
+                .map_err(|e| format!("cannot log to `{path}`: {e}"))
+        });
+    match opened {
+        Ok(file) => {
+            use std::io::IsTerminal;
+            if std::io::stderr().is_terminal() {
+                eprintln!("logging to `{}`", file.path());
+            }
+            let installed = tracing_subscriber::fmt()
+                .with_env_filter(log_filter())
+                .with_ansi(false)
+                .with_writer(file)
+                .with_target(false)
+                .try_init();
+            LOGS_TO_FILE.store(installed.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => {
+            init_logging();
+            tracing::warn!("no log file, logging to stderr: {e}");
+        }
+    }
+}
+
+static LOGS_TO_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process logs to a file ([`init_service_logging`]): errors printed on stderr
+/// should then be logged too, or nobody would read them where no journal runs.
+pub fn logs_to_file() -> bool {
+    LOGS_TO_FILE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Logs to stderr with tracing; the level comes from `ACOUPI_LOG` (or `RUST_LOG`), default
+/// `info`; colour only on a terminal and without `NO_COLOR`.
+pub fn init_logging() {
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(log_filter())
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)

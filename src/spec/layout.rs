@@ -50,6 +50,13 @@ pub fn worker_unit(worker: &str) -> String {
     format!("acoupi-worker-{worker}.service")
 }
 
+/// The log file of `unit` (a service unit name) when no journal takes its output:
+/// `log/NAME.log`, NAME being the unit name without `.service`.
+pub fn log_file(home: &Utf8Path, unit: &str) -> Utf8PathBuf {
+    let stem = unit.strip_suffix(".service").unwrap_or(unit);
+    home.join(LOG_DIR).join(format!("{stem}.log"))
+}
+
 /// The compiled program of `home`.
 pub fn program_file(home: &Utf8Path) -> Utf8PathBuf {
     home.join(PROGRAM_FILE)
