@@ -59,12 +59,14 @@ impl Home {
         }
     }
 
-    /// `acoupi ARGS --home HOME` without a journal.
+    /// `acoupi ARGS --home HOME` as systemd runs a unit (it sets `INVOCATION_ID`), without a
+    /// journal.
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = acoupi();
         c.args(args)
             .args(["--home", self.home.as_str()])
             .env("ACOUPI_JOURNALCTL", self.root.join("no-journalctl"))
+            .env("INVOCATION_ID", "5b1d8a0c4e2f4d6a9c3b7e1f0a2d4c6e")
             .env_remove("JOURNAL_STREAM");
         c
     }
@@ -133,6 +135,26 @@ fn a_worker_without_a_journal_logs_to_its_file() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn a_worker_run_by_hand_logs_to_stderr() {
+    let h = Home::new();
+    let err_path = h.root.join("stderr.txt");
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    let mut child = h
+        .cmd(&["worker", "rec"])
+        .env_remove("INVOCATION_ID")
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("worker starts");
+    wait_for(20, "the worker's stderr", || {
+        read(&err_path).contains("broker unreachable").then_some(())
+    });
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert!(!h.log("acoupi-worker-rec").exists());
 }
 
 #[test]

@@ -31,12 +31,14 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::new(filter)
 }
 
-/// Logging for a service (a worker or beat) of the home `home_flag` resolves to, as `unit`:
-/// to the journal when systemd connected our stderr to it, else to the rotated file
-/// `log/UNIT.log` of the home ([`layout::log_file`](crate::spec::layout::log_file), 5 MiB,
-/// three rotations). A file that cannot be opened leaves logging on stderr, with one warning.
+/// Logging for a service (a worker or beat) of the home `home_flag` resolves to, as `unit`.
+/// Run by hand (a terminal, a script, a test: no `INVOCATION_ID`, which systemd sets for every
+/// unit) it logs to stderr like every other command. Run by systemd: to the journal when
+/// systemd connected our stderr to it, else to the rotated file `log/UNIT.log` of the home
+/// ([`layout::log_file`](crate::spec::layout::log_file), 5 MiB, three rotations). A file that
+/// cannot be opened leaves logging on stderr, with one warning.
 pub fn init_service_logging(home_flag: Option<&camino::Utf8Path>, unit: &str) {
-    if log_file::stderr_is_journal() {
+    if std::env::var_os("INVOCATION_ID").is_none() || log_file::stderr_is_journal() {
         return init_logging();
     }
     let opened = crate::home::resolve(home_flag)
