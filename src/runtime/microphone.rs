@@ -62,7 +62,9 @@ pub fn present(state: &Utf8Path, mic: &str) {
                 "microphone `{mic}` is back (missing since {}): recording resumes",
                 m.missing_since
             ),
-            None => tracing::info!(microphone = %mic, "microphone `{mic}` is back: recording resumes"),
+            None => {
+                tracing::info!(microphone = %mic, "microphone `{mic}` is back: recording resumes")
+            }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(error = %e, path = %path, "cannot clear the microphone state"),
@@ -83,7 +85,11 @@ fn record(state: &Utf8Path, mic: &str, now: Timestamp, error: &str) -> Result<bo
         error: error.to_owned(),
     })
     .map_err(|e| format!("cannot encode the microphone state: {e}"))?;
-    let tmp = state.join(format!(".microphone.{}.{}.new", std::process::id(), unique()));
+    let tmp = state.join(format!(
+        ".microphone.{}.{}.new",
+        std::process::id(),
+        unique()
+    ));
     crate::fsx::write_atomic(&tmp, &body, None).map_err(|e| e.to_string())?;
     let linked = std::fs::hard_link(&tmp, &path);
     let _ = std::fs::remove_file(&tmp);

@@ -71,25 +71,28 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
             return Ok(Json::Null);
         }
         let recorder = Arc::clone(&services);
-        let recorded = tokio::task::spawn_blocking(move || -> Result<Option<Recorded>, TaskError> {
-            let program = &recorder.program;
-            let state = &program.paths.state;
-            let mic = microphone(program)?;
-            let plan = RecordPlan::for_program(program, mic, serial(&recorder.host, &mic.name));
-            let mut source = match open(mic, Pacing::RealTime) {
-                Ok(source) => source,
-                Err(AudioError::Missing(why)) => {
-                    let now = recorder.clock.now();
-                    crate::runtime::microphone::missing(state, &mic.name, now, &why);
-                    return Ok(None);
-                }
-                Err(e) => return Err(classify(e)),
-            };
-            crate::runtime::microphone::present(state, &mic.name);
-            record_once(source.as_mut(), &plan).map(Some).map_err(classify)
-        })
-        .await
-        .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
+        let recorded =
+            tokio::task::spawn_blocking(move || -> Result<Option<Recorded>, TaskError> {
+                let program = &recorder.program;
+                let state = &program.paths.state;
+                let mic = microphone(program)?;
+                let plan = RecordPlan::for_program(program, mic, serial(&recorder.host, &mic.name));
+                let mut source = match open(mic, Pacing::RealTime) {
+                    Ok(source) => source,
+                    Err(AudioError::Missing(why)) => {
+                        let now = recorder.clock.now();
+                        crate::runtime::microphone::missing(state, &mic.name, now, &why);
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(classify(e)),
+                };
+                crate::runtime::microphone::present(state, &mic.name);
+                record_once(source.as_mut(), &plan)
+                    .map(Some)
+                    .map_err(classify)
+            })
+            .await
+            .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
         // The microphone is missing: this slot is skipped, not failed (one warning said so
         // when it went missing); its follow-ups get `null`.
         let Some(recorded) = recorded else {
