@@ -2,19 +2,25 @@
 //! through the registry skips its slots while the file is missing (`null`, no failure), the
 //! state file records the first time once with one warning, the heartbeat reports how long it
 //! has been missing, and recording resumes (one info line, the state cleared) when the file is
-//! back.
+//! back. Continuous recording waits for it the same way, polling with its backoff.
 
 mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use std::time::{Duration, Instant};
+
 use acoupi::runtime::tasks::{Clock, Registry, Services, TaskContext};
+use acoupi::runtime::transport::Broker;
+use acoupi::runtime::transport::memory::MemoryBroker;
+use acoupi::runtime::worker::Connector;
 use acoupi::spec::Program;
 use acoupi::{compile, plan};
 use camino::{Utf8Path, Utf8PathBuf};
 use jiff::Timestamp;
 use serde_json::{Map, Value as Json};
+use tokio_util::sync::CancellationToken;
 
 /// The log lines every test of this binary produces.
 static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -35,7 +41,7 @@ fn capture_logs() {
     let _ = tracing_subscriber::fmt()
         .with_writer(|| Log)
         .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(tracing::Level::DEBUG)
         .try_init();
 }
 
@@ -207,4 +213,65 @@ async fn a_bad_format_is_still_a_failure_not_a_missing_microphone() {
         .expect_err("a format mismatch fails the task");
     assert!(err.to_string().contains("delivers 8000 Hz"), "{err}");
     assert!(!state_file(&program).exists());
+}
+
+/// Polls `done` every 20 ms until it holds, failing after `secs` seconds with `what`.
+async fn wait_for(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_recording_waits_for_a_missing_microphone_and_resumes() {
+    capture_logs();
+    let (_d, dir) = common::tempdir();
+    let wav = dir.join("later.wav");
+    let program = Arc::new(program(
+        &format!(
+            "program \"p\"\nmicrophone \"continuous-mic\" {{ file \"{wav}\" loop=#true; samplerate \"8kHz\" }}\n\
+             recording {{ mode \"continuous\"; duration \"200ms\" }}\n"
+        ),
+        &dir,
+    ));
+    let memory = MemoryBroker::default();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(acoupi::runtime::continuous::run(
+        Connector::Memory(memory.clone()),
+        Services::new(Arc::clone(&program)),
+        shutdown.clone(),
+    ));
+    let mine = |needle: &str| -> Vec<String> {
+        lines(needle)
+            .into_iter()
+            .filter(|l| l.contains("continuous-mic"))
+            .collect()
+    };
+    // Missing from the start: recorded once, then polled again without a second warning.
+    wait_for("the microphone state", 30, async || {
+        state_file(&program).exists()
+    })
+    .await;
+    wait_for("a second attempt", 30, async || {
+        !mine("microphone still missing").is_empty()
+    })
+    .await;
+    assert_eq!(mine("is missing, recording is paused").len(), 1);
+    assert!(
+        mine("continuous recording failed").is_empty(),
+        "no error while missing"
+    );
+    // Back: files are handed on again and the state is cleared.
+    write_wav(&wav);
+    let broker = Broker::Memory(memory);
+    wait_for("a recording after the return", 90, async || {
+        broker.depth("default").await.unwrap_or(0) > 0
+    })
+    .await;
+    assert!(!state_file(&program).exists());
+    assert_eq!(mine("recording resumes").len(), 1, "{:#?}", mine(""));
+    shutdown.cancel();
+    handle.await.expect("the recorder ends");
 }

@@ -42,7 +42,7 @@ pub fn missing(state: &Utf8Path, mic: &str, now: Timestamp, error: &str) {
             microphone = %mic,
             "microphone `{mic}` is missing, recording is paused until it is back: {error}"
         ),
-        Ok(false) => tracing::debug!(microphone = %mic, "microphone still missing: slot skipped"),
+        Ok(false) => tracing::debug!(microphone = %mic, "microphone still missing"),
         Err(e) => tracing::warn!(
             microphone = %mic,
             "microphone `{mic}` is missing, recording is paused until it is back ({e}): {error}"
