@@ -753,6 +753,40 @@ fn status_reports_units_workers_queues_and_dead_letters() {
 }
 
 #[test]
+fn status_shows_a_missing_microphone() {
+    let w = World::new();
+    let state = w.home.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(
+        state.join("microphone.json"),
+        r#"{"microphone":"m","missing_since":"2026-06-01T20:00:10Z","error":"microphone `m`: no audio input device matches `UltraMic`"}"#,
+    )
+    .expect("microphone state");
+    let (c, s) = status_json(&w);
+    assert_eq!(c, 1, "{s:#}");
+    assert_eq!(s["microphone"]["microphone"], "m", "{s:#}");
+    assert_eq!(
+        s["microphone"]["missing_since"], "2026-06-01T20:00:10Z",
+        "{s:#}"
+    );
+    let problems = s["problems"].to_string();
+    assert!(
+        problems.contains("microphone `m` missing since 2026-06-01T20:00:10Z"),
+        "{problems}"
+    );
+    let text = stdout(&w.run(&["status"]));
+    assert!(
+        text.contains("microphone      `m` missing since 2026-06-01T20:00:10Z ("),
+        "{text}"
+    );
+    // Back: no field, no line.
+    std::fs::remove_file(state.join("microphone.json")).expect("cleared");
+    let (_, s) = status_json(&w);
+    assert_eq!(s["microphone"], Value::Null, "{s:#}");
+    assert!(!stdout(&w.run(&["status"])).contains("microphone "));
+}
+
+#[test]
 fn a_missing_broker_leaves_deploy_working_and_workers_waiting() {
     let w = World::with_broker("amqp://127.0.0.1:1/%2f");
     let out = w.run(&["deploy"]);

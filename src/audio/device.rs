@@ -101,12 +101,12 @@ pub fn list() -> Result<Vec<DeviceInfo>, AudioError> {
 /// first device supporting the format is opened. When it cannot deliver the requested sample
 /// format but another one, samples are converted (a float stream is scaled to the format's
 /// range, integers are shifted). Fails, listing the devices and their rates, when nothing
-/// matches or no matching device supports the format.
+/// matches ([`AudioError::Missing`]) or no matching device supports the format.
 pub fn open(matcher: &str, format: Format) -> Result<DeviceSource, AudioError> {
     let host = cpal::default_host();
     let candidates = candidates(&host, matcher)?;
     if candidates.is_empty() {
-        return Err(AudioError::Device(format!(
+        return Err(AudioError::Missing(format!(
             "no audio input device matches `{matcher}` (a substring of the name, `default` or an exact id)\n{}",
             available()
         )));
@@ -862,10 +862,9 @@ mod tests {
 
     #[test]
     fn no_match_lists_the_devices() {
-        let err = open("no such microphone 123", fmt(48_000, 1, SampleFormat::I16))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = open("no such microphone 123", fmt(48_000, 1, SampleFormat::I16)).err();
+        assert!(matches!(err, Some(AudioError::Missing(_))), "{err:?}");
+        let err = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(
             err.contains("no audio input device matches `no such microphone 123`"),
             "{err}"

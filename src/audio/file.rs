@@ -146,6 +146,9 @@ impl Source for FileSource {
 /// A hound error naming the file and what was being done.
 fn wav_error(path: &Utf8Path, doing: &str, e: hound::Error) -> AudioError {
     match e {
+        hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            AudioError::Missing(format!("cannot {doing} {path}: the file does not exist"))
+        }
         hound::Error::IoError(e) => AudioError::Io(at(path, doing, e)),
         e => AudioError::Wav(format!("cannot {doing} {path}: {e}")),
     }

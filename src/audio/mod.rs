@@ -22,7 +22,11 @@ pub struct Format {
 /// Why audio could not be captured or written. Every message names the device or path.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    /// The device is not there, or went away.
+    /// The microphone is absent: no input device matches, or its file does not exist. A
+    /// sensor waits for it to come back (see `runtime::microphone`).
+    #[error("{0}")]
+    Missing(String),
+    /// The device failed, or went away while it was recording.
     #[error("{0}")]
     Device(String),
     /// The requested format is not supported.

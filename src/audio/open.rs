@@ -71,6 +71,7 @@ fn describe(f: Format) -> String {
 fn named(mic: &spec::Microphone, e: AudioError) -> AudioError {
     let prefix = format!("microphone `{}`", mic.name);
     match e {
+        AudioError::Missing(m) => AudioError::Missing(format!("{prefix}: {m}")),
         AudioError::Device(m) => AudioError::Device(format!("{prefix}: {m}")),
         AudioError::Format(m) => AudioError::Format(format!("{prefix}: {m}")),
         AudioError::Wav(m) => AudioError::Wav(format!("{prefix}: {m}")),

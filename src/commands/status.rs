@@ -163,6 +163,15 @@ fn text(r: &Report) -> String {
         None => "unknown".to_owned(),
     };
     let _ = writeln!(out, "last heartbeat  {heartbeat}");
+    if let Some(m) = &r.microphone {
+        let since = m.missing_since.to_string();
+        let _ = writeln!(
+            out,
+            "microphone      `{}` missing since {since}{}",
+            m.microphone,
+            ago(&since)
+        );
+    }
     let recording = match &r.last_recording {
         Some(rec) => format!("{}{} `{}`", rec.time, ago(&rec.time), rec.path),
         None => "none found".to_owned(),

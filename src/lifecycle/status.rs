@@ -202,6 +202,8 @@ pub struct Report {
     pub queues: Vec<QueueReport>,
     /// The last heartbeat; `None` when unknown.
     pub last_heartbeat: Option<String>,
+    /// The recording microphone while it is missing (`missing_since`); `None` when present.
+    pub microphone: Option<crate::runtime::microphone::Missing>,
     /// The newest recording; `None` when there is none.
     pub last_recording: Option<RecordingReport>,
     /// Free space on the recordings and staging paths.
@@ -483,6 +485,14 @@ pub fn gather(
         },
     };
 
+    let microphone = crate::runtime::microphone::read(&program.paths.state);
+    if let Some(m) = &microphone {
+        problems.push(format!(
+            "microphone `{}` missing since {}: recording is paused until it is back ({})",
+            m.microphone, m.missing_since, m.error
+        ));
+    }
+
     let health = if !manager_reachable {
         Health::Unknown
     } else if problems.is_empty() {
@@ -503,6 +513,7 @@ pub fn gather(
         workers,
         queues,
         last_heartbeat: last_heartbeat(&program.paths.state),
+        microphone,
         last_recording,
         disk,
         min_free_disk_bytes: program.recording.min_free_disk_bytes,

@@ -6,7 +6,9 @@
 //! shutdown token. Out: follow-up task messages with each `Recorded` as argument. Runs only
 //! inside the task's windows, and only while staging is under its budget (the stream ends
 //! after the file that fills it, and starts again once file management has made room); a
-//! failing device is reopened with backoff; overruns are counted by the rotator and logged.
+//! failing device is reopened with backoff; an absent one is polled with the same backoff,
+//! recorded missing in the state directory with one warning, and cleared when it opens;
+//! overruns are counted by the rotator and logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,7 @@ use super::tasks::Services;
 use super::tasks::record::{microphone, serial};
 use super::worker::Connector;
 use crate::audio::record::{RecordPlan, Rotator};
-use crate::audio::{open::open, synthetic::Pacing};
+use crate::audio::{AudioError, open::open, synthetic::Pacing};
 use crate::spec::{Program, Schedule, Worker};
 
 /// Whether `worker` is the one that must run the continuous recorder.
@@ -70,6 +72,14 @@ async fn hand_on(
             tracing::error!(error = %e, follow_up = %f, path = %rec.path, "could not hand the recording on");
         }
     }
+}
+
+/// Why a capture stream ended with an error.
+enum Stopped {
+    /// The microphone (named) is absent, for this reason: wait for it without an error.
+    Missing(String, String),
+    /// Anything else: logged as an error, then the stream is reopened.
+    Failed(String),
 }
 
 /// How often a paused recorder looks at staging again.
@@ -151,10 +161,14 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
             windows.clone(),
             Arc::clone(&stop),
         );
-        let capture = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-            let mic = microphone(&p.program).map_err(|e| e.to_string())?;
+        let capture = tokio::task::spawn_blocking(move || -> Result<u64, Stopped> {
+            let mic = microphone(&p.program).map_err(|e| Stopped::Failed(e.to_string()))?;
             let plan = RecordPlan::for_program(&p.program, mic, serial(&p.host, &mic.name));
-            let mut source = open(mic, Pacing::RealTime).map_err(|e| e.to_string())?;
+            let mut source = open(mic, Pacing::RealTime).map_err(|e| match e {
+                AudioError::Missing(why) => Stopped::Missing(mic.name.clone(), why),
+                e => Stopped::Failed(e.to_string()),
+            })?;
+            crate::runtime::microphone::present(&p.program.paths.state, &mic.name);
             tracing::info!(microphone = %mic.name, "continuous recording started");
             let mut rotator = Rotator::new(plan);
             let result = rotator.run(
@@ -168,7 +182,9 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
                     }
                 },
             );
-            result.map(|()| rotator.files()).map_err(|e| e.to_string())
+            result
+                .map(|()| rotator.files())
+                .map_err(|e| Stopped::Failed(e.to_string()))
         });
         tokio::pin!(capture);
         let outcome = loop {
@@ -187,7 +203,14 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
                 tracing::info!(files, "continuous recording paused");
                 backoff = Duration::from_secs(1);
             }
-            Ok(Err(e)) => {
+            Ok(Err(Stopped::Missing(mic, why))) => {
+                // One warning when it goes missing; the backoff keeps polling for it.
+                let state = &program.paths.state;
+                crate::runtime::microphone::missing(state, &mic, jiff::Timestamp::now(), &why);
+                tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => break }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+            Ok(Err(Stopped::Failed(e))) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "continuous recording failed; reopening");
                 tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => break }
                 backoff = (backoff * 2).min(Duration::from_secs(60));

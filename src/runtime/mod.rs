@@ -6,7 +6,8 @@
 //! format; `worker` the consumer; `beat` the scheduler (its pure slot and window arithmetic in
 //! `beat::schedule`); `tasks` the handler registry, one file per task, and the services
 //! handlers share; `continuous` the continuous recorder; `config` loads the program and
-//! resolves the broker URL; `log_file` the rotated log files of services without a journal.
+//! resolves the broker URL; `log_file` the rotated log files of services without a journal;
+//! `microphone` the state of a missing microphone.
 //! This module holds the process plumbing the commands share: logging, signals and systemd
 //! notification.
 
@@ -15,6 +16,7 @@ pub mod celery;
 pub mod config;
 pub mod continuous;
 pub mod log_file;
+pub mod microphone;
 pub mod serve;
 pub mod tasks;
 pub mod transport;

@@ -87,6 +87,12 @@ impl State<'_> {
         self.0.join("manage-files.lock")
     }
 
+    /// The missing microphone (`missing_since`), present only while it is missing; read by
+    /// heartbeats and `acoupi status`.
+    pub fn microphone(&self) -> Utf8PathBuf {
+        self.0.join("microphone.json")
+    }
+
     /// The recording tally (files, overruns, the last file), read by heartbeats.
     pub fn recording_tally(&self) -> Utf8PathBuf {
         self.0.join("recording.json")

@@ -6,7 +6,8 @@
 //! when the program has `messaging`, added to the outbox as a `heartbeat` message, so a
 //! heartbeat made offline is delivered later (without `messaging` there is nowhere to send it);
 //! one log line; and `state/heartbeat.json` for `acoupi status` (`timestamp`, the recording
-//! tally, the staging backlog, the metrics, and the marks the next heartbeat counts from).
+//! tally, the staging backlog, the missing microphone or `null`, the metrics, and the marks
+//! the next heartbeat counts from).
 //!
 //! | Metric | Unit | What |
 //! |---|---|---|
@@ -18,6 +19,7 @@
 //! | `recordings`, `detections`, `kept_recordings` | count | stored (kept) since the previous heartbeat |
 //! | `audio_overruns` | samples | lost because the recorder fell behind, since the previous heartbeat |
 //! | `staging_files`, `staging_bytes` | count, bytes | recordings waiting in staging |
+//! | `microphone_missing_s` | seconds | how long the microphone has been missing (only while it is) |
 //! | `outbox_unsent`, `outbox_expired` | count | messages waiting to be sent, messages given up on (with `messaging`) |
 //!
 //! A metric that cannot be read is left out; it never fails the task. The counts come from
@@ -143,6 +145,13 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
         let overruns = marks.overruns.map(|now| since_mark(now, previous.overruns));
         metrics.add_u64("audio_overruns", overruns, "samples");
 
+        // A missing microphone: for how long (no metric while it is present).
+        let microphone = crate::runtime::microphone::read(&program.paths.state);
+        if let Some(m) = &microphone {
+            let missing = now.duration_since(m.missing_since).as_secs_f64().max(0.0);
+            metrics.add("microphone_missing_s", Some(missing), "seconds");
+        }
+
         // The staging backlog: what waits for detection and file management.
         let staging = match crate::files::space::staging(program) {
             Ok(s) => {
@@ -212,6 +221,7 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
             "task_id": ctx.task_id,
             "recording": tally,
             "staging": staging,
+            "microphone": microphone,
             "status": heartbeat.status,
             "metrics": heartbeat.metrics,
             "marks": marks,

@@ -6,6 +6,10 @@
 //! the task that made it. Idempotent: a task the broker redelivers after it already recorded
 //! (its acknowledgement lost with the connection or the process) finds its recording in the
 //! store and returns it instead of recording and storing a second one.
+//!
+//! A microphone that is absent (no device matches, its file does not exist) skips the slot
+//! rather than failing it: the task returns `null`, the state directory records it missing
+//! (one warning, see [`crate::runtime::microphone`]) and the next slot tries again.
 
 use std::sync::Arc;
 
@@ -38,7 +42,8 @@ pub(crate) fn serial(host: &crate::host::Host, mic: &str) -> String {
     format!("{}/{mic}", host.hostname)
 }
 
-/// Whether a recording failure may pass (a device that comes back, space that frees up).
+/// Whether a recording failure may pass (a device that comes back, space that frees up). An
+/// absent microphone is not a failure of the task; the handler skips the slot before this.
 pub(crate) fn classify(e: AudioError) -> TaskError {
     match e {
         AudioError::Format(m) => TaskError::Permanent(m),
@@ -66,15 +71,33 @@ pub(super) fn run(ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>
             return Ok(Json::Null);
         }
         let recorder = Arc::clone(&services);
-        let recorded = tokio::task::spawn_blocking(move || -> Result<Recorded, TaskError> {
-            let program = &recorder.program;
-            let mic = microphone(program)?;
-            let plan = RecordPlan::for_program(program, mic, serial(&recorder.host, &mic.name));
-            let mut source = open(mic, Pacing::RealTime).map_err(classify)?;
-            record_once(source.as_mut(), &plan).map_err(classify)
-        })
-        .await
-        .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
+        let recorded =
+            tokio::task::spawn_blocking(move || -> Result<Option<Recorded>, TaskError> {
+                let program = &recorder.program;
+                let state = &program.paths.state;
+                let mic = microphone(program)?;
+                let plan = RecordPlan::for_program(program, mic, serial(&recorder.host, &mic.name));
+                let mut source = match open(mic, Pacing::RealTime) {
+                    Ok(source) => source,
+                    Err(AudioError::Missing(why)) => {
+                        let now = recorder.clock.now();
+                        crate::runtime::microphone::missing(state, &mic.name, now, &why);
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(classify(e)),
+                };
+                crate::runtime::microphone::present(state, &mic.name);
+                record_once(source.as_mut(), &plan)
+                    .map(Some)
+                    .map_err(classify)
+            })
+            .await
+            .map_err(|e| TaskError::Transient(format!("the recording thread failed: {e}")))??;
+        // The microphone is missing: this slot is skipped, not failed (one warning said so
+        // when it went missing); its follow-ups get `null`.
+        let Some(recorded) = recorded else {
+            return Ok(Json::Null);
+        };
         // The store keeps microseconds: the result is what a redelivery would read back.
         let mut recorded = recorded;
         recorded.start = crate::spec::isotime::to_micros(recorded.start);
