@@ -91,17 +91,38 @@ pub fn record_once(source: &mut dyn Source, plan: &RecordPlan) -> Result<Recorde
     while remaining > 0 {
         let want = usize::try_from(remaining)
             .map_or(buf.len(), |r| r.saturating_mul(channels).min(buf.len()));
-        let n = source.read(&mut buf[..want])?;
-        if n == 0 {
-            let path = sink
-                .as_ref()
-                .map_or_else(|| plan.staging.clone(), |(s, _)| s.path().to_owned());
-            return Err(AudioError::Device(format!(
-                "recording {path}: the source ended after {} of {} frames",
-                plan.duration_frames - remaining,
-                plan.duration_frames
-            )));
-        }
+        let read = match source.read(&mut buf[..want]) {
+            Ok(0) => {
+                let path = sink
+                    .as_ref()
+                    .map_or_else(|| plan.staging.clone(), |(s, _)| s.path().to_owned());
+                Err(AudioError::Device(format!(
+                    "recording {path}: the source ended after {} of {} frames",
+                    plan.duration_frames - remaining,
+                    plan.duration_frames
+                )))
+            }
+            other => other,
+        };
+        let n = match read {
+            Ok(n) => n,
+            // The microphone failed or went away mid-recording: what it gave is kept, closed
+            // as a valid shorter WAV (nothing at all: the error).
+            Err(e) => match sink {
+                Some((file, start)) if file.frames() > 0 => {
+                    tracing::warn!(
+                        "recording {}: the microphone failed after {} of {} frames, kept as a \
+                         shorter recording: {e}",
+                        file.path(),
+                        file.frames(),
+                        plan.duration_frames
+                    );
+                    let overruns = source.overruns().saturating_sub(overruns_before);
+                    return finish(file, start, plan, &tz, format, overruns);
+                }
+                _ => return Err(e),
+            },
+        };
         let n = n - n % channels;
         let frames = (n / channels) as u64;
         let (file, _) = match &mut sink {
@@ -585,20 +606,45 @@ mod tests {
     }
 
     #[test]
-    fn record_once_removes_the_partial_file_on_source_errors() {
+    fn a_source_failing_mid_recording_leaves_a_valid_shorter_wav() {
+        let (_tmp, d) = dir();
+        for (fail_after, limit) in [(Some(25_000), None), (None, Some(1_000))] {
+            let _ = std::fs::remove_dir_all(d.join("staging"));
+            let mut src = Counter::new(48_000, 1);
+            src.fail_after = fail_after;
+            src.limit = limit;
+            let rec = record_once(&mut src, &plan(&d, 48_000)).unwrap();
+            let written = fail_after.or(limit).unwrap();
+            assert_eq!(rec.frames, written);
+            assert!((rec.duration_s - rec.frames as f64 / 48_000.0).abs() < 1e-12);
+            assert_eq!(listing(&d.join("staging")), [rec.path.file_name().unwrap()]);
+            let mut r = hound::WavReader::open(&rec.path).unwrap();
+            assert_eq!(
+                u64::from(r.duration()),
+                rec.frames,
+                "the header says what is there"
+            );
+            for (k, s) in r.samples::<i16>().enumerate() {
+                assert_eq!(s.unwrap(), k as u16 as i16, "sample {k}");
+            }
+            assert!(wav::read_guano(&rec.path).unwrap().is_some());
+        }
+    }
+
+    #[test]
+    fn a_source_failing_before_any_frame_is_an_error_and_leaves_nothing() {
         let (_tmp, d) = dir();
         let mut src = Counter::new(48_000, 1);
-        src.fail_after = Some(25_000);
+        src.fail_after = Some(0);
         let err = record_once(&mut src, &plan(&d, 48_000)).unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");
         assert!(listing(&d.join("staging")).is_empty());
         let mut src = Counter::new(48_000, 1);
-        src.limit = Some(1_000);
+        src.limit = Some(0);
         let err = record_once(&mut src, &plan(&d, 48_000))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("ended after 1000 of 48000 frames"), "{err}");
-        assert!(err.contains("staging"), "{err}");
+        assert!(err.contains("ended after 0 of 48000 frames"), "{err}");
         assert!(listing(&d.join("staging")).is_empty());
     }
 
