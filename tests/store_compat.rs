@@ -13,9 +13,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use acoupi::spec::data::{Deployment, ModelOutput, Recording};
 use acoupi::store::{Filter, Store};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -25,28 +22,7 @@ use uuid::Uuid;
 
 /// Runs `store.py` with `args` and parses the JSON it prints.
 fn acoupi(args: &[&str]) -> Json {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/acoupi/store.py");
-    let out = Command::new(common::venv_python(
-        "ACOUPI_PYTHON_ACOUPI",
-        "acoupi-venv",
-        "python3 -m venv target/acoupi-venv && target/acoupi-venv/bin/pip install --no-deps acoupi==0.8.0 && target/acoupi-venv/bin/pip install pydantic",
-    ))
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("run the acoupi helper script");
-    assert!(
-        out.status.success(),
-        "store.py {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "store.py printed no JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    common::acoupi_script("store.py", args)
 }
 
 fn tempdir() -> (tempfile::TempDir, Utf8PathBuf) {

@@ -30,14 +30,7 @@ fn program(dir: &Utf8Path, extra: &str) -> Arc<Program> {
         "program \"sum\"\nmicrophone \"m\" {{ synthetic \"sine\" }}\n\
          detector \"bats\" kind=\"band-energy\" {{ band low=\"2kHz\" high=\"8kHz\" }}\n{extra}\n"
     );
-    let mut program = common::runtime::program(&manifest);
-    program.home = dir.join("home");
-    program.paths.staging = dir.join("staging");
-    program.paths.recordings = dir.join("recordings");
-    program.paths.metadata = dir.join("metadata.db");
-    program.paths.messages = dir.join("messages.db");
-    program.paths.state = dir.join("home/state");
-    Arc::new(program)
+    Arc::new(common::runtime::program_in(dir, &manifest))
 }
 
 fn at(s: &str) -> Timestamp {

@@ -158,6 +158,35 @@ pub(crate) fn wait_for_lines(
     seen
 }
 
+/// Runs `tests/acoupi/SCRIPT` (acoupi 0.8.0's own code, in the acoupi venv) with `args` and
+/// parses the JSON it prints; fails the test with its stderr when it fails.
+pub(crate) fn acoupi_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/acoupi")
+        .join(script);
+    let out = Command::new(venv_python(
+        "ACOUPI_PYTHON_ACOUPI",
+        "acoupi-venv",
+        "python3 -m venv target/acoupi-venv && target/acoupi-venv/bin/pip install --no-deps acoupi==0.8.0 && target/acoupi-venv/bin/pip install pydantic",
+    ))
+    .arg(&path)
+    .args(args)
+    .output()
+    .expect("run the acoupi helper script");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 /// The Python of the venv `target/<venv>` (made by `scripts/test`), or the one the environment
 /// variable `var` names; fails the test with how to make it, never skips.
 pub(crate) fn venv_python(var: &str, venv: &str, install: &str) -> std::path::PathBuf {

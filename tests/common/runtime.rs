@@ -37,6 +37,19 @@ pub(crate) fn program(manifest: &str) -> Program {
     plan::lower(model, &ctx).program
 }
 
+/// The program compiled from `manifest`, with its home and all its storage under `dir`
+/// (`home/`, `staging/`, `recordings/`, `metadata.db`, `messages.db`, `home/state`).
+pub(crate) fn program_in(dir: &camino::Utf8Path, manifest: &str) -> Program {
+    let mut program = program(manifest);
+    program.home = dir.join("home");
+    program.paths.staging = dir.join("staging");
+    program.paths.recordings = dir.join("recordings");
+    program.paths.metadata = dir.join("metadata.db");
+    program.paths.messages = dir.join("messages.db");
+    program.paths.state = dir.join("home/state");
+    program
+}
+
 /// A unique queue-name stem for one test (process id, time and a counter).
 pub(crate) fn unique(tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
