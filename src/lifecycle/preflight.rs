@@ -156,49 +156,22 @@ pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
 
-/// The secrets of `program`, each with what it is for.
+/// The secrets of `program`, each with what it is for: a broker URL given by `env=`, then
+/// [`Program::secrets`].
 fn secrets(program: &Program) -> Vec<(String, Secret)> {
     let mut out = Vec::new();
     if let Broker::Amqp {
-        url_env,
-        username,
-        password,
-        ..
+        url_env: Some(var), ..
     } = &program.broker
     {
-        if let Some(var) = url_env {
-            out.push(("the broker URL".to_owned(), Secret::Env(var.clone())));
-        }
-        out.extend(
-            username
-                .clone()
-                .map(|s| ("the broker username".to_owned(), s)),
-        );
-        out.extend(
-            password
-                .clone()
-                .map(|s| ("the broker password".to_owned(), s)),
-        );
+        out.push(("the broker URL".to_owned(), Secret::Env(var.clone())));
     }
-    if let Some(m) = &program.messaging {
-        if let Some(mqtt) = &m.mqtt {
-            out.extend(
-                mqtt.username
-                    .clone()
-                    .map(|s| ("the MQTT username".to_owned(), s)),
-            );
-            out.extend(
-                mqtt.password
-                    .clone()
-                    .map(|s| ("the MQTT password".to_owned(), s)),
-            );
-        }
-        if let Some(http) = &m.http {
-            for h in &http.headers {
-                out.push((format!("the HTTP header `{}`", h.name), h.value.clone()));
-            }
-        }
-    }
+    out.extend(
+        program
+            .secrets()
+            .into_iter()
+            .map(|(what, s)| (what, s.clone())),
+    );
     out
 }
 

@@ -271,27 +271,11 @@ fn read_paths<'a>(
     program: &'a Program,
     exe: &'a camino::Utf8Path,
 ) -> impl Iterator<Item = &'a camino::Utf8Path> {
-    let secret = |s: Option<&'a spec::Secret>| match s {
-        Some(spec::Secret::File(p)) => Some(p.as_path()),
-        _ => None,
-    };
     let mut out = vec![exe];
-    if let spec::Broker::Amqp {
-        username, password, ..
-    } = &program.broker
-    {
-        out.extend(secret(username.as_ref()));
-        out.extend(secret(password.as_ref()));
-    }
-    if let Some(m) = &program.messaging {
-        if let Some(mqtt) = &m.mqtt {
-            out.extend(secret(mqtt.username.as_ref()));
-            out.extend(secret(mqtt.password.as_ref()));
-        }
-        if let Some(http) = &m.http {
-            out.extend(http.headers.iter().filter_map(|h| secret(Some(&h.value))));
-        }
-    }
+    out.extend(program.secrets().into_iter().filter_map(|(_, s)| match s {
+        spec::Secret::File(p) => Some(p.as_path()),
+        _ => None,
+    }));
     for d in &program.detectors {
         if let spec::DetectorKind::Command { argv, .. } = &d.kind
             && let Some(cmd) = argv.first()

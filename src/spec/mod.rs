@@ -640,6 +640,48 @@ pub fn workers_schema() -> schemars::Schema {
 }
 
 impl Program {
+    /// Every secret the program reads at run time, with what it is for, in manifest order:
+    /// the broker's username and password, the MQTT username and password, the HTTP headers.
+    /// (A broker URL given by `env=` is not a [`Secret`] field; see [`Broker::Amqp`].)
+    pub fn secrets(&self) -> Vec<(String, &Secret)> {
+        let mut out = Vec::new();
+        if let Broker::Amqp {
+            username, password, ..
+        } = &self.broker
+        {
+            out.extend(
+                username
+                    .iter()
+                    .map(|s| ("the broker username".to_owned(), s)),
+            );
+            out.extend(
+                password
+                    .iter()
+                    .map(|s| ("the broker password".to_owned(), s)),
+            );
+        }
+        if let Some(m) = &self.messaging {
+            if let Some(mqtt) = &m.mqtt {
+                out.extend(
+                    mqtt.username
+                        .iter()
+                        .map(|s| ("the MQTT username".to_owned(), s)),
+                );
+                out.extend(
+                    mqtt.password
+                        .iter()
+                        .map(|s| ("the MQTT password".to_owned(), s)),
+                );
+            }
+            if let Some(http) = &m.http {
+                for h in &http.headers {
+                    out.push((format!("the HTTP header `{}`", h.name), &h.value));
+                }
+            }
+        }
+        out
+    }
+
     /// The task named `name`.
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.name == name)

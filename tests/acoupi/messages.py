@@ -9,23 +9,15 @@ as tests/acoupi/store.py (the heavy package `__init__`s are bypassed the same wa
     messages.py respond PATH ID       stores a successful response to message ID through acoupi
 """
 
-import importlib.util
 import json
 import sys
-import types
-import uuid
 from pathlib import Path
+
+import bare_packages
 
 
 def import_message_store():
-    spec = importlib.util.find_spec("acoupi")
-    if spec is None:
-        sys.exit("acoupi is not installed in this Python")
-    root = Path(spec.submodule_search_locations[0])
-    for name in ("acoupi.components", "acoupi.system"):
-        package = types.ModuleType(name)
-        package.__path__ = [str(root / name.split(".")[1])]
-        sys.modules[name] = package
+    bare_packages.register()
     from acoupi import data
     from acoupi.components.message_stores.sqlite.message_store import SqliteMessageStore
 

@@ -15,24 +15,17 @@ are bypassed by registering those two packages as bare namespaces.
 import dataclasses
 import datetime
 import importlib.metadata
-import importlib.util
 import json
 import sqlite3
 import sys
-import types
 import uuid
 from pathlib import Path
 
+import bare_packages
+
 
 def import_store():
-    spec = importlib.util.find_spec("acoupi")
-    if spec is None:
-        sys.exit("acoupi is not installed in this Python")
-    root = Path(spec.submodule_search_locations[0])
-    for name in ("acoupi.components", "acoupi.system"):
-        package = types.ModuleType(name)
-        package.__path__ = [str(root / name.split(".")[1])]
-        sys.modules[name] = package
+    bare_packages.register()
     from acoupi import data
     from acoupi.components.stores.sqlite.store import SqliteStore
 
