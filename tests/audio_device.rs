@@ -9,11 +9,16 @@ mod common;
 
 use std::process::Command;
 
+use std::sync::Arc;
+
 use acoupi::audio::device;
 use acoupi::audio::{Format, Source};
-use acoupi::spec::SampleFormat;
-use camino::Utf8Path;
+use acoupi::runtime::tasks::{Clock, Registry, Services, TaskContext};
+use acoupi::spec::{Program, SampleFormat};
+use camino::{Utf8Path, Utf8PathBuf};
+use common::runtime::program_in;
 use common::{acoupi, code, stderr, stdout, tempdir};
+use serde_json::{Map, Value as Json};
 
 /// Set in a re-executed child: the test body runs instead of spawning.
 const CHILD: &str = "ACOUPI_TEST_ALSA_CHILD";
@@ -48,6 +53,11 @@ fn fixture(home: &Utf8Path) {
 
 /// Runs the test `name` of this binary again in a child with HOME set to a fixture home.
 fn in_child(name: &str) {
+    in_child_output(name);
+}
+
+/// [`in_child`], returning what the child printed (stdout, then stderr).
+fn in_child_output(name: &str) -> String {
     let (_dir, home) = tempdir();
     fixture(&home);
     let out = Command::new(std::env::current_exe().expect("test binary path"))
@@ -66,6 +76,7 @@ fn in_child(name: &str) {
         text.contains("1 passed"),
         "child test {name} did not run:\n{text}"
     );
+    text
 }
 
 fn is_child() -> bool {
@@ -184,4 +195,83 @@ fn unknown_device_error_lists_the_fixture() {
         err.contains("alsa:fixture `test fixture`: 1-64 channels"),
         "{err}"
     );
+}
+
+/// Records one slot through the built-in `record` task.
+fn record_slot(rt: &tokio::runtime::Runtime, program: &Arc<Program>, id: &str) -> Json {
+    let handler = Registry::builtin().get("record").expect("a record handler");
+    let ctx = TaskContext {
+        services: Services::with_clock(Arc::clone(program), Clock::System),
+        task_id: id.into(),
+        retries: 0,
+        worker: "test".into(),
+    };
+    rt.block_on(handler(ctx, vec![], Map::new()))
+        .unwrap_or_else(|e| panic!("slot {id} failed: {e}"))
+}
+
+#[test]
+fn an_alsa_device_that_vanishes_is_waited_for_quietly_and_resumed() {
+    if !is_child() {
+        let text =
+            in_child_output("an_alsa_device_that_vanishes_is_waited_for_quietly_and_resumed");
+        // libasound's own error lines went to the debug log, not to stderr.
+        assert!(
+            !text.contains("ALSA lib"),
+            "libasound wrote to stderr:\n{text}"
+        );
+        return;
+    }
+    let home = Utf8PathBuf::from(std::env::var("HOME").expect("HOME is the fixture home"));
+    let asoundrc = home.join(".asoundrc");
+    let present = std::fs::read_to_string(&asoundrc).expect("the fixture's .asoundrc");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let program = Arc::new(program_in(
+        &home.join("sensor"),
+        "program \"p\"\nmicrophone \"m\" { device \"test fixture\"; samplerate \"48kHz\"; channels 2 }\n\
+         recording { duration \"100ms\"; interval \"10s\" }\n",
+    ));
+    let state = program.paths.state.join("microphone.json");
+    let recorded = |result: &Json| {
+        let path = result["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no recording: {result}"));
+        let wav = hound::WavReader::open(path).expect("a readable WAV");
+        assert_eq!(wav.duration(), 4_800, "100 ms at 48 kHz");
+        assert_eq!(wav.spec().channels, 2);
+    };
+    recorded(&record_slot(&rt, &program, "present"));
+    assert!(!state.exists());
+
+    // Unplugged: the device is no longer in ALSA's configuration. libasound reads its
+    // configuration again when a file of it changes.
+    std::fs::write(&asoundrc, "# the fixture is unplugged\n").expect("unplug");
+    assert_eq!(record_slot(&rt, &program, "unplugged"), Json::Null);
+    let saved: Json =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("JSON state");
+    assert_eq!(saved["microphone"], "m", "{saved}");
+    assert!(
+        saved["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("test fixture")),
+        "{saved}"
+    );
+
+    // Named but not there: a hardware device on a card that is not plugged in (what `default`
+    // is on a machine without a sound card). libasound complains while it is opened.
+    std::fs::write(
+        &asoundrc,
+        "pcm.fixture {\n    type hw\n    card \"acoupiUnplugged\"\n    hint { show on description \"test fixture\" }\n}\n",
+    )
+    .expect("write a device with no card behind it");
+    assert_eq!(record_slot(&rt, &program, "no-card"), Json::Null);
+    assert!(state.exists());
+
+    // Plugged back in: the next slot records and the state is cleared.
+    std::fs::write(&asoundrc, present).expect("plug back in");
+    recorded(&record_slot(&rt, &program, "back"));
+    assert!(!state.exists(), "the state is cleared once it is back");
 }

@@ -22,7 +22,7 @@ use cpal::{ErrorKind, SupportedStreamConfigRange};
 use serde::Serialize;
 
 use super::synthetic::{bits, from_unit};
-use super::{AudioError, Format, Source};
+use super::{AudioError, Format, Source, alsa_log, usb};
 use crate::spec::SampleFormat;
 
 /// Sample rates `acoupi devices` checks each device against.
@@ -67,27 +67,38 @@ pub struct DeviceInfo {
     pub formats: Vec<String>,
     /// Why the device's capabilities could not be read (it may be busy), if they could not.
     pub error: Option<String>,
+    /// The USB identity of the device's sound card (`usb:0869:0389:A1B2`), when it is on USB;
+    /// accepted as a device matcher that survives re-plugging.
+    pub usb: Option<String>,
 }
 
 /// Lists the audio input devices and their capabilities.
 ///
 /// Devices whose capabilities cannot be read (busy, say) are listed with an `error`.
 pub fn list() -> Result<Vec<DeviceInfo>, AudioError> {
+    alsa_log::quiet(list_devices)
+}
+
+/// [`list`], with libasound's error output going wherever the caller routed it.
+fn list_devices() -> Result<Vec<DeviceInfo>, AudioError> {
     let host = cpal::default_host();
-    let devices = host.input_devices().map_err(|e| {
-        AudioError::Device(format!(
-            "cannot list the {} audio input devices: {}",
-            host.id(),
-            sentence(&e)
-        ))
-    })?;
+    let devices = input_devices(&host)?;
+    let usb_cards = usb::cards(&usb::SoundRoots::default());
     let mut out = Vec::new();
     for device in devices {
-        if let Some((info, _)) = describe(out.len(), &device) {
+        if let Some((mut info, _)) = describe(out.len(), &device) {
+            info.usb = usb_card_of(&usb_cards, &info.id).map(|c| c.usb.to_string());
             out.push(info);
         }
     }
     Ok(out)
+}
+
+/// The USB card among `cards` that the device with cpal id `id` (`alsa:hw:CARD=Mic,DEV=0`)
+/// belongs to.
+fn usb_card_of<'a>(cards: &'a [usb::UsbCard], id: &str) -> Option<&'a usb::UsbCard> {
+    let card = usb::card_of(id)?;
+    cards.iter().find(|c| c.id == card)
 }
 
 /// Opens the input device `matcher` designates and starts capturing at exactly `format`.
@@ -103,23 +114,51 @@ pub fn list() -> Result<Vec<DeviceInfo>, AudioError> {
 /// range, integers are shifted). Fails, listing the devices and their rates, when nothing
 /// matches ([`AudioError::Missing`]) or no matching device supports the format.
 pub fn open(matcher: &str, format: Format) -> Result<DeviceSource, AudioError> {
+    alsa_log::quiet(|| open_device(matcher, format))
+}
+
+/// [`open`], with libasound's error output going wherever the caller routed it.
+fn open_device(matcher: &str, format: Format) -> Result<DeviceSource, AudioError> {
     let host = cpal::default_host();
     let candidates = candidates(&host, matcher)?;
     if candidates.is_empty() {
+        let kind = if usb::UsbId::parse(matcher).is_some() {
+            "a USB identity `usb:VENDOR:PRODUCT[:SERIAL]`; `acoupi devices` shows each USB card's"
+        } else {
+            "a substring of the name, `default` or an exact id"
+        };
         return Err(AudioError::Missing(format!(
-            "no audio input device matches `{matcher}` (a substring of the name, `default` or an exact id)\n{}",
+            "no audio input device matches `{matcher}` ({kind})\n{}",
             available()
         )));
     }
     let mut tried = Vec::new();
+    let mut gone = 0;
     for device in &candidates {
         let Some((info, configs)) = describe(tried.len(), device) else {
             continue;
         };
-        if let Some(native) = pick_native(&configs, format) {
-            return start(device, &info, format, native);
+        match configs {
+            Ok(configs) => {
+                if let Some(native) = pick_native(&configs, format) {
+                    return start(device, &info, format, native);
+                }
+            }
+            Err(ErrorKind::DeviceNotAvailable) => gone += 1,
+            Err(_) => {}
         }
         tried.push(info);
+    }
+    // ALSA names `default` (and any exact id) whether or not a card is behind it: a device
+    // that is named but not there is as missing as one that is not named.
+    if gone > 0 && gone == tried.len() {
+        let mut msg = format!("no audio input device matching `{matcher}` is present");
+        for info in &tried {
+            msg.push_str(&format!("\n  {}", summary(info)));
+        }
+        msg.push('\n');
+        msg.push_str(&available());
+        return Err(AudioError::Missing(msg));
     }
     let mut msg = format!(
         "no audio input device matching `{matcher}` captures {}",
@@ -253,6 +292,12 @@ fn candidates(host: &cpal::Host, matcher: &str) -> Result<Vec<cpal::Device>, Aud
     if matcher.eq_ignore_ascii_case("default") {
         return Ok(host.default_input_device().into_iter().collect());
     }
+    if let Some(usb_id) = usb::UsbId::parse(matcher) {
+        let usb_id = usb_id.map_err(|why| {
+            AudioError::Format(format!("`{matcher}` is not a USB identity: {why}"))
+        })?;
+        return usb_candidates(host, &usb_id, &usb::cards(&usb::SoundRoots::default()));
+    }
     for id in [matcher.to_owned(), format!("{}:{matcher}", host.id())] {
         if let Ok(id) = id.parse::<cpal::DeviceId>()
             && let Some(device) = host.device_by_id(&id)
@@ -261,13 +306,7 @@ fn candidates(host: &cpal::Host, matcher: &str) -> Result<Vec<cpal::Device>, Aud
         }
     }
     let needle = matcher.to_lowercase();
-    let devices = host.input_devices().map_err(|e| {
-        AudioError::Device(format!(
-            "cannot list the {} audio input devices: {}",
-            host.id(),
-            sentence(&e)
-        ))
-    })?;
+    let devices = input_devices(host)?;
     let found: Vec<cpal::Device> = devices
         .filter(|d| name(d).to_lowercase().contains(&needle))
         .collect();
@@ -278,6 +317,37 @@ fn candidates(host: &cpal::Host, matcher: &str) -> Result<Vec<cpal::Device>, Aud
     let order = preferred(&ids);
     let mut found: Vec<Option<cpal::Device>> = found.into_iter().map(Some).collect();
     Ok(order
+        .into_iter()
+        .filter_map(|i| found.get_mut(i).and_then(Option::take))
+        .collect())
+}
+
+/// The devices of the plugged-in USB sound cards with identity `usb_id`, best first (as
+/// [`preferred`] orders them); none when no such card is plugged in.
+fn usb_candidates(
+    host: &cpal::Host,
+    usb_id: &usb::UsbId,
+    cards: &[usb::UsbCard],
+) -> Result<Vec<cpal::Device>, AudioError> {
+    let wanted: Vec<&str> = cards
+        .iter()
+        .filter(|c| usb_id.matches(&c.usb))
+        .map(|c| c.id.as_str())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let devices = input_devices(host)?;
+    let found: Vec<(String, cpal::Device)> = devices
+        .filter_map(|d| {
+            let id = d.id().map(|i| i.id().to_owned()).ok()?;
+            let card = usb::card_of(&id)?;
+            wanted.contains(&card).then_some((id, d))
+        })
+        .collect();
+    let ids: Vec<String> = found.iter().map(|(id, _)| id.clone()).collect();
+    let mut found: Vec<Option<cpal::Device>> = found.into_iter().map(|(_, d)| Some(d)).collect();
+    Ok(preferred(&ids)
         .into_iter()
         .filter_map(|i| found.get_mut(i).and_then(Option::take))
         .collect())
@@ -304,6 +374,17 @@ fn preferred(ids: &[String]) -> Vec<usize> {
     order
 }
 
+/// The host's input devices.
+fn input_devices(host: &cpal::Host) -> Result<cpal::InputDevices<cpal::Devices>, AudioError> {
+    host.input_devices().map_err(|e| {
+        AudioError::Device(format!(
+            "cannot list the {} audio input devices: {}",
+            host.id(),
+            sentence(&e)
+        ))
+    })
+}
+
 /// A device's name (the first line of its description).
 fn name(device: &cpal::Device) -> String {
     device
@@ -312,11 +393,15 @@ fn name(device: &cpal::Device) -> String {
         .unwrap_or_default()
 }
 
-/// What `device` can capture; `None` when it cannot capture at all.
+/// What `device` can capture, or why that could not be read (also in the info's `error`);
+/// `None` when it cannot capture at all.
 fn describe(
     index: usize,
     device: &cpal::Device,
-) -> Option<(DeviceInfo, Vec<SupportedStreamConfigRange>)> {
+) -> Option<(
+    DeviceInfo,
+    Result<Vec<SupportedStreamConfigRange>, ErrorKind>,
+)> {
     let id = device.id().map(|i| i.to_string()).unwrap_or_default();
     let mut info = DeviceInfo {
         index,
@@ -328,13 +413,14 @@ fn describe(
         default_samplerate: None,
         formats: Vec::new(),
         error: None,
+        usb: None,
     };
     let configs: Vec<SupportedStreamConfigRange> = match device.supported_input_configs() {
         Ok(c) => c.collect(),
         Err(e) if e.kind() == ErrorKind::UnsupportedOperation => return None,
         Err(e) => {
             info.error = Some(sentence(&e));
-            return Some((info, Vec::new()));
+            return Some((info, Err(e.kind())));
         }
     };
     for c in &configs {
@@ -364,7 +450,7 @@ fn describe(
                 .unwrap_or_else(|| c.with_max_sample_rate())
                 .sample_rate()
         });
-    Some((info, configs))
+    Some((info, Ok(configs)))
 }
 
 /// Sorted, overlapping or adjacent ranges merged.
@@ -680,7 +766,7 @@ pub(crate) fn rates(ranges: &[RateRange]) -> String {
 
 /// The available input devices, for error messages.
 fn available() -> String {
-    match list() {
+    match list_devices() {
         Ok(devices) if devices.is_empty() => "there are no audio input devices".into(),
         Ok(devices) => {
             let mut s = String::from("available input devices:");

@@ -53,10 +53,12 @@ pub trait Source: Send {
     }
 }
 
+mod alsa_log;
 pub mod device;
 pub mod file;
 pub mod open;
 pub mod record;
 pub mod synthetic;
+pub mod usb;
 pub mod wav;
 pub mod wav_reader;

@@ -32,12 +32,20 @@ pub fn run(args: &DevicesArgs) -> ExitStatus {
     ExitStatus::Success
 }
 
-/// The text table, one device per line, columns padded to their widest cell.
+/// The text table, one device per line, columns padded to their widest cell. The `USB`
+/// column (the identity a microphone's `device "usb:…"` matches) appears when a device is
+/// on USB.
 fn table(devices: &[DeviceInfo]) -> String {
     if devices.is_empty() {
         return "no audio input devices\n".into();
     }
-    let header = ["INDEX", "NAME", "ID", "CHANNELS", "RATES (Hz)", "DEFAULT"].map(String::from);
+    let with_usb = devices.iter().any(|d| d.usb.is_some());
+    let mut header: Vec<String> = ["INDEX", "NAME", "ID", "CHANNELS", "RATES (Hz)", "DEFAULT"]
+        .map(String::from)
+        .into();
+    if with_usb {
+        header.push("USB".into());
+    }
     let mut rows = vec![header];
     for d in devices {
         let (channels, rates) = match &d.error {
@@ -47,7 +55,7 @@ fn table(devices: &[DeviceInfo]) -> String {
                 device::rates(&d.samplerate_ranges),
             ),
         };
-        rows.push([
+        let mut row = vec![
             d.index.to_string(),
             d.name.clone(),
             d.id.clone(),
@@ -56,9 +64,13 @@ fn table(devices: &[DeviceInfo]) -> String {
             d.default_samplerate
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "-".into()),
-        ]);
+        ];
+        if with_usb {
+            row.push(d.usb.clone().unwrap_or_else(|| "-".into()));
+        }
+        rows.push(row);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = vec![0usize; rows[0].len()];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -67,11 +79,11 @@ fn table(devices: &[DeviceInfo]) -> String {
     let mut out = String::new();
     for row in &rows {
         let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<w$}  "));
+                line.push_str(&format!("{cell:<w$}  ", w = *w));
             }
         }
         out.push_str(line.trim_end());
@@ -105,6 +117,7 @@ mod tests {
             default_samplerate: Some(48_000),
             formats: vec!["i16".into()],
             error: error.map(String::from),
+            usb: None,
         }
     }
 
@@ -124,6 +137,17 @@ mod tests {
             ]
         );
         assert_eq!(table(&[]), "no audio input devices\n");
+    }
+
+    #[test]
+    fn table_shows_usb_identities_when_a_device_has_one() {
+        let mut usb = info(1, "UltraMic", None);
+        usb.usb = Some("usb:0869:0389:A1B2".into());
+        let t = table(&[info(0, "null", None), usb]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("DEFAULT  USB"), "{t}");
+        assert!(lines[1].ends_with("48000    -"), "{t}");
+        assert!(lines[2].ends_with("48000    usb:0869:0389:A1B2"), "{t}");
     }
 
     #[test]

@@ -101,9 +101,22 @@ fn microphone(m: &MicrophoneNode, diags: &mut Diagnostics) -> Option<spec::Micro
             return None;
         }
         Some(s) => match &s.value {
-            SourceNode::Device(d) => Source::Device {
-                device: d.value.clone(),
-            },
+            SourceNode::Device(d) => {
+                if let Some(Err(why)) = crate::audio::usb::UsbId::parse(&d.value) {
+                    diags.push(Issue::InvalidValue {
+                        value: d.value.escape_debug().to_string(),
+                        what: "USB device identity".into(),
+                        span: d.span,
+                        help: Some(format!(
+                            "{why}; write `usb:VENDOR:PRODUCT` or `usb:VENDOR:PRODUCT:SERIAL` as `acoupi devices` shows it"
+                        )),
+                    });
+                    return None;
+                }
+                Source::Device {
+                    device: d.value.clone(),
+                }
+            }
             SourceNode::Synthetic(syn) => Source::Synthetic {
                 signal: signal(syn, samplerate, s.span, diags)?,
             },
@@ -404,6 +417,20 @@ pub(super) fn window(
 #[cfg(test)]
 mod tests {
     use crate::model::tests::{MIC, codes};
+
+    #[test]
+    fn usb_identities_are_checked() {
+        let mic = |d: &str| {
+            codes(&format!(
+                "program \"p\"\nmicrophone \"m\" {{ device \"{d}\" }}\n"
+            ))
+        };
+        assert!(mic("usb:0869:0389").is_empty());
+        assert!(mic("usb:0869:0389:A1B2").is_empty());
+        assert!(mic("USB mic").is_empty(), "a name, not an identity");
+        assert_eq!(mic("usb:869:0389"), ["manifest::invalid_value"]);
+        assert_eq!(mic("usb:0869:03g9"), ["manifest::invalid_value"]);
+    }
 
     #[test]
     fn duration_longer_than_interval() {
