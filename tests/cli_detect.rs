@@ -160,6 +160,16 @@ fn store_writes_each_file_once_however_often_it_is_analysed() {
     let home = home(&dir, BAND);
     let root = archive(&dir);
     std::fs::remove_file(root.join("broken.wav")).expect("rm");
+    // Both files start at the same time (their modification time, having no GUANO): acoupi's
+    // schema wants distinct recording times, and both are stored all the same.
+    let same = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_780_000_000);
+    for f in ["a.wav", "night2/b.WAV"] {
+        std::fs::File::options()
+            .write(true)
+            .open(root.join(f))
+            .and_then(|file| file.set_modified(same))
+            .expect("set the modification time");
+    }
     for _ in 0..2 {
         let out = run(&["--home", home.as_str(), "detect", root.as_str(), "--store"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -196,6 +196,7 @@ fn insert(conn: &Connection, r: &Recording, task_id: Option<&str>) -> rusqlite::
         });
     }
     deployments::insert_if_missing(conn, &r.deployment)?;
+    let datetime = free_datetime(conn, r.created_on)?;
     let path = r.path.as_ref().map(|p| p.as_str());
     conn.prepare_cached(
         "INSERT INTO recording
@@ -208,7 +209,7 @@ fn insert(conn: &Connection, r: &Recording, task_id: Option<&str>) -> rusqlite::
         r.duration,
         r.samplerate,
         r.audio_channels,
-        isotime::isoformat(r.created_on),
+        datetime,
         r.deployment.id.as_bytes().as_slice(),
     ])?;
     conn.prepare_cached(
@@ -220,6 +221,29 @@ fn insert(conn: &Connection, r: &Recording, task_id: Option<&str>) -> rusqlite::
         id: r.id,
         created: true,
     })
+}
+
+/// How far [`free_datetime`] looks for a free microsecond.
+const DATETIME_TRIES: i64 = 1_000;
+
+/// `created_on` as acoupi writes it, moved on by a microsecond at a time past the recordings
+/// already stored at that time: acoupi's schema makes `recording.datetime` unique, and two
+/// files from two recorders started in the same second (analysed together by `acoupi
+/// detect --store`), or written within the file system's timestamp granularity, would
+/// otherwise refuse each other. Scheduled recordings never meet this.
+fn free_datetime(conn: &Connection, created_on: Timestamp) -> rusqlite::Result<String> {
+    let mut taken =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM recording WHERE datetime = ?1)")?;
+    let mut t = created_on;
+    for _ in 0..DATETIME_TRIES {
+        let text = isotime::isoformat(t);
+        if !taken.query_row([&text], |row| row.get::<_, bool>(0))? {
+            return Ok(text);
+        }
+        t += jiff::SignedDuration::from_micros(1);
+    }
+    // Every microsecond of the next millisecond is taken: let the constraint say so.
+    Ok(isotime::isoformat(created_on))
 }
 
 /// A row of [`SELECT`] before its ids and times are decoded.
@@ -309,6 +333,25 @@ mod tests {
             Some(r.deployment.clone()),
             "the recording's deployment was stored with it"
         );
+    }
+
+    #[test]
+    fn recordings_made_in_the_same_microsecond_are_both_stored() {
+        let (_d, path) = temp_path();
+        let mut store = Store::open(&path).expect("open");
+        let a = recording(1);
+        let mut b = recording(2);
+        b.created_on = a.created_on;
+        let mut c = recording(3);
+        c.created_on = a.created_on;
+        for r in [&a, &b, &c] {
+            assert!(store.insert_recording(r, None).expect("insert").created);
+        }
+        let micros = |r: &Recording| {
+            let got = store.recording(r.id).expect("query").expect("stored");
+            (got.recording.created_on - a.created_on).as_micros()
+        };
+        assert_eq!([micros(&a), micros(&b), micros(&c)], [0, 1, 2]);
     }
 
     #[test]
