@@ -5,6 +5,7 @@
 //! properties, wrong types, values that do not parse). Meaning is checked later, in `model`.
 
 pub mod ast;
+mod pieces;
 mod prescan;
 mod reader;
 mod sensor;
@@ -70,14 +71,21 @@ pub fn parse(source: &str, diags: &mut Diagnostics) -> Option<Ast> {
 fn parse_here(source: &str) -> (Option<Ast>, Diagnostics) {
     let mut diags = Diagnostics::default();
     // The KDL parser reads the pre-scanned text: comments blanked, nesting bounded.
-    let text = match prescan::prescan(source) {
-        Ok(text) => text,
+    let scanned = match prescan::prescan(source) {
+        Ok(scanned) => scanned,
         Err(issue) => {
             diags.push(issue);
             return (None, diags);
         }
     };
-    let ast = match KdlDocument::parse_v2(&text) {
+    let text = &scanned.text;
+    let parsed = if text.len() >= pieces::MIN_BYTES {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        pieces::parse(text, &scanned.splits, cores, PARSER_STACK)
+    } else {
+        KdlDocument::parse_v2(text)
+    };
+    let ast = match parsed {
         Ok(doc) => Some(decode(&doc, &mut diags)),
         Err(err) => {
             syntax_issues(source, &err, &mut diags);

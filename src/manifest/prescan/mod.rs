@@ -1,10 +1,11 @@
 //! The pre-scan: one linear pass over the raw manifest text before the KDL parser reads it.
 //!
 //! In: the manifest source. Out: the text the KDL parser reads, which is the source with
-//! every comment blanked to spaces (byte for byte, so every span stays exact), or the one
-//! issue that stops the parse: children nested deeper than [`MAX_DEPTH`], a comment or
-//! multi-line string that never closes, or a malformed token in a file too large for the
-//! KDL parser's error recovery to be safe.
+//! every comment blanked to spaces (byte for byte, so every span stays exact), and the
+//! offsets where a top-level node starts a line (where the text may be cut into pieces
+//! parsed apart, see `manifest::pieces`); or the one issue that stops the parse: children
+//! nested deeper than [`MAX_DEPTH`], a comment or multi-line string that never closes, or a
+//! malformed token in a file too large for the KDL parser's error recovery to be safe.
 //!
 //! Why: the `kdl` crate's parser is recursive. Each `{` is a level of recursion, so is each
 //! segment of a `/* … */` comment, and its error recovery re-enters the document parser at
@@ -39,23 +40,41 @@ pub const MAX_DEPTH: usize = 64;
 /// times over, in a debug build too. A malformed file with more is answered by the pre-scan alone.
 pub const SAFE_SOLID: usize = 16 * 1024;
 
+/// What the KDL parser is given.
+#[derive(Debug)]
+pub(crate) struct Prescanned<'a> {
+    /// The source with its comments blanked.
+    pub(crate) text: Cow<'a, str>,
+    /// Offsets, in order, of the lines that start with a top-level node: a newline at depth 0
+    /// outside strings, comments and type annotations, not continued by a `\` or a `/-`
+    /// before it. Empty when the scan doubts a token (the file is malformed: it is parsed
+    /// whole, so that its syntax errors are exactly the parser's).
+    pub(crate) splits: Vec<usize>,
+}
+
 /// Blanks comments and checks nesting; see the module documentation.
-pub(crate) fn prescan(source: &str) -> Result<Cow<'_, str>, Issue> {
+pub(crate) fn prescan(source: &str) -> Result<Prescanned<'_>, Issue> {
     let mut s = Scanner {
         text: source,
         bytes: source.as_bytes(),
         blank: Vec::new(),
         doubt: None,
         solid: 0,
+        splits: Vec::new(),
     };
     s.run()?;
-    if let Some(doubt) = s.doubt
-        && s.solid > SAFE_SOLID
-    {
-        return Err(doubt.into_issue());
+    if let Some(doubt) = s.doubt {
+        if s.solid > SAFE_SOLID {
+            return Err(doubt.into_issue());
+        }
+        s.splits.clear();
     }
+    let splits = s.splits;
     if s.blank.is_empty() {
-        return Ok(Cow::Borrowed(source));
+        return Ok(Prescanned {
+            text: Cow::Borrowed(source),
+            splits,
+        });
     }
     let mut out = source.as_bytes().to_vec();
     for (start, end) in s.blank {
@@ -63,9 +82,12 @@ pub(crate) fn prescan(source: &str) -> Result<Cow<'_, str>, Issue> {
     }
     // Every blanked range is a whole comment: it starts and ends on ASCII bytes, so it
     // holds whole characters and the text stays UTF-8.
-    Ok(Cow::Owned(
-        String::from_utf8(out).expect("blanking whole comments keeps the text UTF-8"),
-    ))
+    Ok(Prescanned {
+        text: Cow::Owned(
+            String::from_utf8(out).expect("blanking whole comments keeps the text UTF-8"),
+        ),
+        splits,
+    })
 }
 
 /// A token the KDL parser will reject, and whose recovery may disagree with this scan.
@@ -112,6 +134,8 @@ struct Scanner<'a> {
     doubt: Option<Doubt>,
     /// Bytes other than spaces and newlines outside comments, strings included.
     solid: usize,
+    /// See [`Prescanned::splits`].
+    splits: Vec<usize>,
 }
 
 /// KDL's whitespace other than newlines (`unicode-space`).
@@ -173,6 +197,9 @@ impl Scanner<'_> {
         let mut last = Last::Break;
         // Inside a type annotation's parentheses.
         let mut in_type = false;
+        // The last token was a `\` (the node goes on on the next line) or a `/-` (which
+        // comments out whatever comes next, on this line or the next).
+        let mut continued = false;
         let mut i = 0;
         while i < n {
             let b = self.bytes[i];
@@ -180,6 +207,9 @@ impl Scanner<'_> {
             if nl > 0 {
                 i += nl;
                 last = Last::Break;
+                if depth == 0 && !in_type && !continued && i < n {
+                    self.splits.push(i);
+                }
                 continue;
             }
             if matches!(b, b' ' | b'\t') {
@@ -213,6 +243,7 @@ impl Scanner<'_> {
                 continue;
             }
             self.solid += 1;
+            continued = b == b'\\' || (b == b'/' && self.bytes.get(i + 1) == Some(&b'-'));
             if last == Last::Close && !matches!(b, b'}' | b';' | b'/' | b'\\') {
                 self.doubt(
                     i,
@@ -361,7 +392,7 @@ mod tests {
     use super::*;
 
     fn blanked(src: &str) -> String {
-        prescan(src).expect("no stopping issue").into_owned()
+        prescan(src).expect("no stopping issue").text.into_owned()
     }
 
     fn stop(src: &str) -> Issue {
@@ -382,9 +413,33 @@ mod tests {
         assert_eq!(blanked(src), src);
     }
 
+    fn splits(src: &str) -> Vec<usize> {
+        prescan(src).expect("no stopping issue").splits
+    }
+
+    #[test]
+    fn top_level_lines_are_where_the_text_may_be_cut() {
+        assert_eq!(splits("a 1\nb {\n  c\n}\nd\n"), [4, 14]);
+        // Not inside a multi-line string, a block comment or a type annotation, nor after a
+        // line continued by `\\` or `/-`, nor past the end.
+        assert_eq!(splits("a \"\"\"\n x\n \"\"\"\nb /* \n */ c\nd\n"), [14, 26]);
+        assert_eq!(
+            splits("a \\\n  1\nb /-\n  2\nc \\ // note\n 3\nd\n"),
+            [8, 17, 32]
+        );
+        // A file the scan doubts is not cut at all.
+        assert!(splits("a 1\n}\nb 2\n").is_empty());
+    }
+
     #[test]
     fn without_comments_the_text_is_borrowed() {
-        assert!(matches!(prescan("a { b }\n"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            prescan("a { b }\n"),
+            Ok(Prescanned {
+                text: Cow::Borrowed(_),
+                ..
+            })
+        ));
     }
 
     #[test]
