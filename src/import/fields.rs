@@ -104,9 +104,9 @@ impl Fields {
     pub fn count(&self, field: &str) -> Result<Option<u64>, Error> {
         match self.int(field)? {
             None => Ok(None),
-            Some(i) => u64::try_from(i).map(Some).map_err(|_| {
-                self.wrong(field, "a whole number, 0 or more", &Value::from(i))
-            }),
+            Some(i) => u64::try_from(i)
+                .map(Some)
+                .map_err(|_| self.wrong(field, "a whole number, 0 or more", &Value::from(i))),
         }
     }
 

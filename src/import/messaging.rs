@@ -205,9 +205,15 @@ fn write_mqtt(w: &mut Writer, home: &PythonHome, with_http: bool) -> Result<(), 
 fn summariser(home: &PythonHome) -> Result<Option<(f64, Option<[f64; 3]>)>, Error> {
     let f = &home.config;
     let interval = f.num("summariser_config.interval")?.unwrap_or(0.0);
-    let low = f.num("summariser_config.low_band_threshold")?.unwrap_or(0.0);
-    let mid = f.num("summariser_config.mid_band_threshold")?.unwrap_or(0.0);
-    let high = f.num("summariser_config.high_band_threshold")?.unwrap_or(0.0);
+    let low = f
+        .num("summariser_config.low_band_threshold")?
+        .unwrap_or(0.0);
+    let mid = f
+        .num("summariser_config.mid_band_threshold")?
+        .unwrap_or(0.0);
+    let high = f
+        .num("summariser_config.high_band_threshold")?
+        .unwrap_or(0.0);
     if interval <= 0.0 {
         return Ok(None);
     }

@@ -263,7 +263,10 @@ pub fn write_detector(w: &mut Writer, home: &PythonHome, options: &Options) -> R
             kdl_string(dir.join("batdetect2.py").as_str())
         ),
     );
-    w.comment(1, "`detections.threshold`: detections scoring less are not stored.");
+    w.comment(
+        1,
+        "`detections.threshold`: detections scoring less are not stored.",
+    );
     w.line(1, &format!("threshold {}", kdl_number(threshold)));
     w.line(1, "timeout \"60s\"");
     w.line(1, "startup-timeout \"5m\"");

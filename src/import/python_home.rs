@@ -51,11 +51,10 @@ fn read_json(path: &Utf8Path) -> Result<Option<serde_json::Value>, Error> {
     let Some(text) = read_text(path)? else {
         return Ok(None);
     };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::Malformed {
-            path: path.to_owned(),
-            cause: e.to_string(),
-        })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Malformed {
+        path: path.to_owned(),
+        cause: e.to_string(),
+    })?;
     if !value.is_object() {
         return Err(Error::Malformed {
             path: path.to_owned(),

@@ -117,14 +117,20 @@ impl Writer {
         } else {
             value.to_string()
         };
-        self.note(indent, &format!("`{field}` = {value} is not imported: {why}"));
+        self.note(
+            indent,
+            &format!("`{field}` = {value} is not imported: {why}"),
+        );
     }
 
     /// A setting this importer does not know at all.
     pub fn unknown_setting(&mut self, field: &str, value: &serde_json::Value) {
         if !self.unknown_started {
             self.blank();
-            self.comment(0, "Settings of `program.json` that `acoupi import` does not know:");
+            self.comment(
+                0,
+                "Settings of `program.json` that `acoupi import` does not know:",
+            );
             self.unknown_started = true;
         }
         self.unmapped(0, field, value, "unknown setting");
@@ -156,7 +162,12 @@ mod tests {
         assert_eq!(kdl_number(0.4), "0.4");
         assert_eq!(kdl_number(1.0), "1");
         let mut w = Writer::new();
-        w.unmapped(1, "messaging.http.api_key", &"hunter2".into(), "no equivalent");
+        w.unmapped(
+            1,
+            "messaging.http.api_key",
+            &"hunter2".into(),
+            "no equivalent",
+        );
         w.comment(0, "two\nlines");
         assert!(!w.text.contains("hunter2"), "{}", w.text);
         assert_eq!(w.text.lines().count(), 2, "{}", w.text);
