@@ -144,6 +144,14 @@ pub struct DeployArgs {
     /// report every problem found; exit 1 when one would make a unit fail. Changes nothing.
     #[arg(long)]
     pub check: bool,
+    /// First stop and disable the Python acoupi's units (`acoupi.service`,
+    /// `acoupi-beat.service`) and move them aside, after confirming; they are put back when
+    /// the deploy fails.
+    #[arg(long, conflicts_with = "check")]
+    pub replace_python_acoupi: bool,
+    /// Do not ask before replacing the Python acoupi's units (for scripts).
+    #[arg(long, requires = "replace_python_acoupi")]
+    pub yes: bool,
 }
 
 /// `acoupi status`.
