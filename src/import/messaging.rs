@@ -201,8 +201,12 @@ fn write_mqtt(w: &mut Writer, home: &PythonHome, with_http: bool) -> Result<(), 
     Ok(())
 }
 
-/// The summariser's interval and bands, when it runs.
-fn summariser(home: &PythonHome) -> Result<Option<(f64, Option<[f64; 3]>)>, Error> {
+/// acoupi-batdetect2's summariser: its interval, and its low, mid and high bands when all three
+/// are set.
+type Summariser = (f64, Option<[f64; 3]>);
+
+/// The summariser, when it runs.
+fn summariser(home: &PythonHome) -> Result<Option<Summariser>, Error> {
     let f = &home.config;
     let interval = f.num("summariser_config.interval")?.unwrap_or(0.0);
     let low = f
