@@ -472,11 +472,12 @@ fn an_existing_manifest_is_replaced_only_with_force_and_invalid_values_write_not
     std::fs::write(dir.join("config/name"), "acoupi.programs.default").expect("name");
     std::fs::write(
         dir.join("config/program.json"),
-        r#"{"microphone": {"device_name": "m"}, "paths": {"tmp_audio": "/tmp/acoupi-s"}}"#,
+        r#"{"microphone": {"device_name": "m"},
+            "paths": {"tmp_audio": "/tmp/acoupi-s", "db_metadata": "storages/metadata.db"}}"#,
     )
     .expect("json");
     let existing = common::write(&root, "acoupi.kdl", "// mine\n");
-    let out = import(&root, &[dir.as_str()]);
+    let out = import(&root, &["py"]);
     assert_eq!(code(&out), 1);
     assert!(
         stderr(&out).contains("already exists: pass `--force`"),
@@ -487,12 +488,22 @@ fn an_existing_manifest_is_replaced_only_with_force_and_invalid_values_write_not
         std::fs::read_to_string(&existing).expect("kept"),
         "// mine\n"
     );
-    let out = import(&root, &[dir.as_str(), "--force"]);
+    // A relative home, and a relative path in it (the Python workers ran in the home).
+    let out = import(&root, &["py", "--force"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&existing).expect("replaced");
+    assert!(text.contains("staging \"/tmp/acoupi-s\""), "{text}");
     assert!(
-        std::fs::read_to_string(&existing)
-            .expect("replaced")
-            .contains("staging \"/tmp/acoupi-s\"")
+        text.contains(&format!(
+            "metadata \"{}\"",
+            dir.join("storages/metadata.db")
+        )),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("`paths.db_metadata` = \"storages/metadata.db\" is relative"),
+        "{}",
+        stderr(&out)
     );
 
     // A value the manifest cannot take: check's diagnostics, and nothing written.

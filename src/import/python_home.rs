@@ -66,6 +66,12 @@ fn read_json(path: &Utf8Path) -> Result<Option<serde_json::Value>, Error> {
 
 /// Reads the home at `dir`.
 pub fn read(dir: &Utf8Path) -> Result<PythonHome, Error> {
+    // Absolute, so relative paths in `program.json` resolve against it to absolute paths.
+    let dir = std::path::absolute(dir.as_std_path())
+        .ok()
+        .and_then(|d| Utf8PathBuf::from_path_buf(d).ok())
+        .unwrap_or_else(|| dir.to_owned());
+    let dir = dir.as_path();
     let config_dir = dir.join("config");
     if !config_dir.is_dir() {
         return Err(Error::NoHome(dir.to_owned()));
