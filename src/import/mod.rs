@@ -175,3 +175,102 @@ pub fn translate(home: &PythonHome, options: &Options) -> Result<Imported, Error
     }
     Ok(w.finish(home.kind))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile;
+    use fields::Fields;
+
+    fn home(kind: ProgramKind, config: serde_json::Value) -> PythonHome {
+        PythonHome {
+            dir: "/home/pi/.acoupi".into(),
+            module: "test".into(),
+            kind,
+            config: Fields::new(
+                Utf8Path::new("/home/pi/.acoupi/config/program.json"),
+                config,
+            ),
+            deployment: None,
+        }
+    }
+
+    /// Translates and checks: the text and its error codes.
+    fn imported(kind: ProgramKind, config: serde_json::Value) -> (Imported, Vec<String>) {
+        let options = Options {
+            batdetect2_dir: "/opt/batdetect2".into(),
+        };
+        let imported = translate(&home(kind, config), &options).expect("translates");
+        let source = compile::from_bytes(
+            "acoupi.kdl",
+            "/acoupi.kdl".into(),
+            imported.text.as_bytes().to_vec(),
+        );
+        let codes = compile::check(&source)
+            .issues
+            .iter()
+            .map(|i| {
+                miette::Diagnostic::code(i)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        (imported, codes)
+    }
+
+    #[test]
+    fn edge_cases_translate_to_manifests_that_check() {
+        // Back-to-back recording, an all-day schedule, sun rules with no position.
+        let (i, codes) = imported(
+            ProgramKind::Default,
+            serde_json::json!({
+                "microphone": {"device_name": "m"},
+                "recording": {"duration": 3, "interval": 0,
+                              "schedule_start": "06:00:00", "schedule_end": "06:00:00"},
+                "recording_saving": {"starttime": "18:00:00", "endtime": "18:00:00",
+                                     "before_dawndusk_duration": 10,
+                                     "after_dawndusk_duration": 0,
+                                     "frequency_duration": 0, "frequency_interval": 0},
+                "something_new": {"x": 1},
+            }),
+        );
+        assert!(codes.is_empty(), "{codes:?}\n{}", i.text);
+        assert!(i.text.contains("mode \"continuous\""), "{}", i.text);
+        assert!(!i.text.contains("window from=\"06:00\""), "{}", i.text);
+        assert!(
+            i.text
+                .contains("/-keep-if window from=\"dusk-10m\" to=\"dusk\""),
+            "{}",
+            i.text
+        );
+        assert!(
+            i.warnings
+                .iter()
+                .any(|w| w.starts_with("`something_new.x` = 1 is not imported: unknown setting")),
+            "{:?}",
+            i.warnings
+        );
+
+        // A connected program with no destination, and a BatDetect2 program whose summary
+        // has nowhere to go.
+        for kind in [ProgramKind::Connected, ProgramKind::BatDetect2] {
+            let (i, codes) = imported(
+                kind,
+                serde_json::json!({
+                    "microphone": {"device_name": "m", "samplerate": 256000},
+                    "messaging": {"http": null, "mqtt": null, "max_messages": null},
+                    "summariser_config": {"interval": 3600.0},
+                }),
+            );
+            assert!(codes.is_empty(), "{codes:?}\n{}", i.text);
+            assert!(!i.text.contains("messaging {"), "{}", i.text);
+            assert!(
+                i.warnings
+                    .iter()
+                    .any(|w| w.contains("neither `messaging.http`")),
+                "{:?}",
+                i.warnings
+            );
+        }
+    }
+}
