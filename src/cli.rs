@@ -60,6 +60,23 @@ pub enum Command {
     Db(DbCommand),
     /// Run the home's detectors on WAV files or folders, without a broker.
     Detect(DetectArgs),
+    /// Write a manifest equivalent to a home of the Python acoupi (its `default` or
+    /// `connected` program, or acoupi-batdetect2's).
+    Import(ImportArgs),
+}
+
+/// `acoupi import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The Python acoupi's home [default: $HOME/.acoupi].
+    #[arg(value_name = "PYTHON_HOME")]
+    pub python_home: Option<Utf8PathBuf>,
+    /// Where to write the manifest.
+    #[arg(long, short, default_value = "acoupi.kdl", value_name = "FILE")]
+    pub output: Utf8PathBuf,
+    /// Overwrite FILE when it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `acoupi detect …`.
@@ -127,6 +144,14 @@ pub struct DeployArgs {
     /// report every problem found; exit 1 when one would make a unit fail. Changes nothing.
     #[arg(long)]
     pub check: bool,
+    /// First stop and disable the Python acoupi's units (`acoupi.service`,
+    /// `acoupi-beat.service`) and move them aside, after confirming; they are put back when
+    /// the deploy fails.
+    #[arg(long, conflicts_with = "check")]
+    pub replace_python_acoupi: bool,
+    /// Do not ask before replacing the Python acoupi's units (for scripts).
+    #[arg(long, requires = "replace_python_acoupi")]
+    pub yes: bool,
 }
 
 /// `acoupi status`.

@@ -22,6 +22,7 @@ pub mod files;
 pub mod fsx;
 pub mod home;
 pub mod host;
+pub mod import;
 pub mod lifecycle;
 pub mod manifest;
 pub mod messaging;
@@ -75,5 +76,6 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Config(cmd) => commands::config::run(cmd, cli.home.as_deref()),
         cli::Command::Db(cmd) => commands::db::run(cmd, cli.home.as_deref()),
         cli::Command::Detect(args) => commands::detect::run(args, cli.home.as_deref()),
+        cli::Command::Import(args) => commands::import::run(args),
     }
 }

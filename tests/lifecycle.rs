@@ -12,6 +12,8 @@
 mod common;
 #[path = "lifecycle/real_systemd.rs"]
 mod real_systemd;
+#[path = "lifecycle/replace_python.rs"]
+mod replace_python;
 #[path = "lifecycle/user_manager.rs"]
 mod user_manager;
 

@@ -15,15 +15,20 @@
 //! fail at once; an error refuses the deploy with every problem listed (stderr, exit 1),
 //! warnings are printed after the deploy. `--check` runs only the preflight and prints its
 //! report to stdout: exit 0 when nothing would fail, 1 otherwise.
+//!
+//! `--replace-python-acoupi` first stops, disables and sets aside the Python acoupi's units
+//! (`lifecycle::python_units`), after showing them and asking (`--yes` does not ask), once the
+//! checks above pass; a deploy that then fails puts them back and starts them again.
 
 use camino::Utf8Path;
 
 use crate::ExitStatus;
 use crate::cli::DeployArgs;
 use crate::home;
-use crate::lifecycle::deploy::{DeployOptions, Error, POLL, Target, deploy, settle_time};
+use crate::lifecycle::deploy::{DeployOptions, Error, POLL, Target, deploy, precheck, settle_time};
 use crate::lifecycle::logs;
 use crate::lifecycle::preflight::{self, Check};
+use crate::lifecycle::python_units::{self, Replaced};
 use crate::lifecycle::sandbox::{self, Profile};
 use crate::lifecycle::systemd::Systemctl;
 use crate::lifecycle::{refuse, unit_dir};
@@ -99,15 +104,28 @@ pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         sandbox: args.sandbox,
         preflight: preflight_options,
     };
+    let replaced = if args.replace_python_acoupi {
+        match replace_python(args.yes, &target, &options) {
+            Ok(r) => r,
+            Err(status) => return status,
+        }
+    } else {
+        None
+    };
     let deployed = match deploy(&target, &options) {
         Ok(d) => d,
-        Err(Error::Preflight(findings)) => {
-            eprint!("{}", preflight::render(&home, &findings));
-            return refuse(Error::Preflight(findings));
-        }
         Err(e) => {
-            let status = refuse(&e);
-            print_failed_unit_log(&home, &target.services(), &e);
+            let status = if let Error::Preflight(findings) = &e {
+                eprint!("{}", preflight::render(&home, findings));
+                refuse(&e)
+            } else {
+                let status = refuse(&e);
+                print_failed_unit_log(&home, &target.services(), &e);
+                status
+            };
+            if let Some(r) = &replaced {
+                put_back(&target, r);
+            }
             return status;
         }
     };
@@ -150,6 +168,80 @@ pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         eprintln!("warning: {}; {}", f.message, f.fix);
     }
     ExitStatus::Success
+}
+
+/// `--replace-python-acoupi`: finds the Python acoupi's units, refuses (changing nothing) what
+/// the deploy would refuse, shows what it will do and asks (unless `yes`), then stops,
+/// disables and sets them aside. `None` when there are none.
+fn replace_python(
+    yes: bool,
+    target: &Target<'_>,
+    options: &DeployOptions,
+) -> Result<Option<Replaced>, ExitStatus> {
+    let dir = target.unit_dir;
+    let found = python_units::find(dir, target.home, target.manager).map_err(refuse)?;
+    if found.is_empty() {
+        println!("no units of the Python acoupi in `{dir}`: nothing to replace");
+        return Ok(None);
+    }
+    // What the deploy would refuse is refused before the Python acoupi is touched.
+    if let Err(e) = precheck(target, options) {
+        if let Error::Preflight(findings) = &e {
+            eprint!("{}", preflight::render(target.home, findings));
+        }
+        return Err(refuse(&e));
+    }
+    let aside = dir.join(python_units::SET_ASIDE);
+    println!(
+        "the Python acoupi's units in `{dir}` will be stopped, disabled and moved to `{aside}/`:"
+    );
+    for f in &found {
+        println!("  {:<24} {}", f.unit, f.state.active_state);
+    }
+    if !yes && !confirm()? {
+        return Err(refuse(
+            "nothing was changed: the Python acoupi's units are as they were",
+        ));
+    }
+    let replaced = python_units::replace(target.manager, dir, &found).map_err(refuse)?;
+    println!(
+        "stopped and disabled the Python acoupi ({}); its unit files are in `{aside}/`",
+        found
+            .iter()
+            .map(|f| format!("`{}`", f.unit))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Some(replaced))
+}
+
+/// Asks on stderr whether to go on; a closed stdin is a refusal that names `--yes`.
+fn confirm() -> Result<bool, ExitStatus> {
+    eprint!("stop and disable them, then deploy? [y/N] ");
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) => Err(refuse(
+            "no answer (stdin is closed): pass `--yes` to replace the Python acoupi's units without asking; nothing was changed",
+        )),
+        Ok(_) => Ok(matches!(
+            line.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        )),
+        Err(e) => Err(refuse(format!("cannot read the answer: {e}"))),
+    }
+}
+
+/// After a failed deploy: the Python acoupi's units back as they were.
+fn put_back(target: &Target<'_>, replaced: &Replaced) {
+    let failures = python_units::restore(target.manager, target.unit_dir, replaced);
+    if failures.is_empty() {
+        eprintln!("the Python acoupi's units were put back, enabled and started as before");
+    } else {
+        eprintln!(
+            "error: could not put the Python acoupi's units back: {}",
+            failures.join("; ")
+        );
+    }
 }
 
 /// Checks the flags before anything is touched.

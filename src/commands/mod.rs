@@ -9,6 +9,7 @@ pub mod db;
 pub mod deploy;
 pub mod detect;
 pub mod devices;
+pub mod import;
 pub mod init;
 pub mod logs;
 pub mod run;

@@ -218,20 +218,31 @@ fn check_deployable(t: &Target<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deploys: runs the preflight (refusing, with nothing changed, when it finds an error), links the units (with the reduced sandbox's drop-ins when asked for, and without
-/// any left from before otherwise), reloads, records the deployment (before the units start,
-/// so their first recordings are filed under it), enables and starts `acoupi.target` and waits
-/// for the units to start. Any failure undoes every step taken.
-pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error> {
+/// What [`deploy`] refuses before taking any step: a home that must not be deployed, or a
+/// preflight error. Returns the preflight's warnings. Changes nothing.
+pub fn precheck(t: &Target<'_>, options: &DeployOptions) -> Result<Vec<Finding>, Error> {
     check_deployable(t)?;
     let preflight_options = preflight::Options {
         sandbox: options.sandbox,
         ..options.preflight.clone()
     };
-    let warnings = preflight::preflight(t, &preflight_options);
-    if preflight::has_errors(&warnings) {
-        return Err(Error::Preflight(warnings));
+    let findings = preflight::preflight(t, &preflight_options);
+    if preflight::has_errors(&findings) {
+        return Err(Error::Preflight(findings));
     }
+    Ok(findings)
+}
+
+/// Deploys: runs the preflight (refusing, with nothing changed, when it finds an error), links the units (with the reduced sandbox's drop-ins when asked for, and without
+/// any left from before otherwise), reloads, records the deployment (before the units start,
+/// so their first recordings are filed under it), enables and starts `acoupi.target` and waits
+/// for the units to start. Any failure undoes every step taken.
+pub fn deploy(t: &Target<'_>, options: &DeployOptions) -> Result<Deployed, Error> {
+    let warnings = precheck(t, options)?;
+    let preflight_options = preflight::Options {
+        sandbox: options.sandbox,
+        ..options.preflight.clone()
+    };
     let services = t.services();
     let all = t.all_units();
     let m = t.manager;

@@ -2,7 +2,8 @@
 //! linking its units into the user unit directory (`unit_dir`), driving the user's systemd
 //! (`systemd`, behind a trait), the units' sandbox and its failures (`sandbox`), what would
 //! make the units fail, found before deploying (`preflight`), deploying and stopping with
-//! every step undone on failure (`deploy`), recording the deployment (`deployment`),
+//! every step undone on failure (`deploy`), setting the Python acoupi's units aside so ours
+//! can take over (`python_units`), recording the deployment (`deployment`),
 //! reporting its health (`status`) and reading its logs (`logs`).
 //!
 //! In: a built home. Out: running systemd user units and `config/deployment.json`, or a
@@ -12,6 +13,7 @@ pub mod deploy;
 pub mod deployment;
 pub mod logs;
 pub mod preflight;
+pub mod python_units;
 pub mod sandbox;
 pub mod status;
 pub mod systemd;

@@ -161,16 +161,27 @@ pub(crate) fn wait_for_lines(
 /// Runs `tests/acoupi/SCRIPT` (acoupi 0.8.0's own code, in the acoupi venv) with `args` and
 /// parses the JSON it prints; fails the test with its stderr when it fails.
 pub(crate) fn acoupi_script(script: &str, args: &[&str]) -> serde_json::Value {
+    acoupi_script_env(script, args, &[])
+}
+
+/// [`acoupi_script`] with extra environment variables (`HOME` for a script that writes a
+/// Python acoupi home).
+pub(crate) fn acoupi_script_env(
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/acoupi")
         .join(script);
     let out = Command::new(venv_python(
         "ACOUPI_PYTHON_ACOUPI",
         "acoupi-venv",
-        "python3 -m venv target/acoupi-venv && target/acoupi-venv/bin/pip install --no-deps acoupi==0.8.0 && target/acoupi-venv/bin/pip install pydantic",
+        "python3 -m venv target/acoupi-venv && target/acoupi-venv/bin/python -m pip install --no-deps acoupi==0.8.0 && target/acoupi-venv/bin/python -m pip install pydantic (and, for the import tests, the packages `scripts/test` lists)",
     ))
     .arg(&path)
     .args(args)
+    .envs(env.iter().copied())
     .output()
     .expect("run the acoupi helper script");
     assert!(
