@@ -60,6 +60,26 @@ pub enum Command {
     Db(DbCommand),
     /// Run the home's detectors on WAV files or folders, without a broker.
     Detect(DetectArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// The Debian package installs the bash, zsh and fish scripts system-wide. Otherwise
+    /// write the script where the shell looks for it:
+    ///
+    /// bash: `acoupi completions bash > ~/.local/share/bash-completion/completions/acoupi`
+    ///
+    /// zsh: `acoupi completions zsh > ~/.zfunc/_acoupi`, with `fpath+=~/.zfunc` before
+    /// `compinit` in `~/.zshrc`
+    ///
+    /// fish: `acoupi completions fish > ~/.config/fish/completions/acoupi.fish`
+    Completions(CompletionsArgs),
+}
+
+/// `acoupi completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete acoupi in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `acoupi detect …`.

@@ -24,6 +24,7 @@ pub mod home;
 pub mod host;
 pub mod lifecycle;
 pub mod manifest;
+pub mod manpages;
 pub mod messaging;
 pub mod model;
 pub mod plan;
@@ -75,5 +76,6 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Config(cmd) => commands::config::run(cmd, cli.home.as_deref()),
         cli::Command::Db(cmd) => commands::db::run(cmd, cli.home.as_deref()),
         cli::Command::Detect(args) => commands::detect::run(args, cli.home.as_deref()),
+        cli::Command::Completions(args) => commands::completions::run(args),
     }
 }
