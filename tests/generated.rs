@@ -97,7 +97,10 @@ fn an_unknown_shell_is_refused_with_the_known_ones() {
     assert_eq!(code(&out), 2);
     let err = stderr(&out);
     assert!(err.contains("invalid value 'tcsh'"), "{err}");
-    assert!(err.contains("bash") && err.contains("zsh") && err.contains("fish"), "{err}");
+    assert!(
+        err.contains("bash") && err.contains("zsh") && err.contains("fish"),
+        "{err}"
+    );
     assert!(stdout(&out).is_empty());
 }
 
@@ -152,10 +155,7 @@ fn bash_complete(words: &[&str]) -> Vec<String> {
         quoted.join(" "),
         words.len(),
         words.last().copied().unwrap_or(""),
-        words
-            .len()
-            .checked_sub(2)
-            .map_or("acoupi", |i| words[i]),
+        words.len().checked_sub(2).map_or("acoupi", |i| words[i]),
     );
     let out = Command::new("bash")
         .arg("--norc")
@@ -180,6 +180,9 @@ fn bash_completes_subcommands_and_values() {
     assert_eq!(bash_complete(&["db", "rec"]), ["recordings"]);
     let shells = bash_complete(&["completions", ""]);
     for shell in ["bash", "zsh", "fish"] {
-        assert!(shells.iter().any(|c| c == shell), "no `{shell}` in {shells:?}");
+        assert!(
+            shells.iter().any(|c| c == shell),
+            "no `{shell}` in {shells:?}"
+        );
     }
 }
