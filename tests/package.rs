@@ -5,7 +5,8 @@
 //! examples, and a purge leaves nothing behind.
 //!
 //! Needs cargo-deb (`scripts/test` installs it), dpkg and dpkg-dev (`dpkg-shlibdeps`, for the
-//! `Depends` field), and root for dpkg's file ownership; it fails, saying so, without them.
+//! `Depends` field); it fails, saying so, without them. Not root: dpkg runs with
+//! `--force-not-root` into a root the test owns.
 
 mod common;
 
