@@ -63,6 +63,18 @@ pub enum Command {
     /// Write a manifest equivalent to a home of the Python acoupi (its `default` or
     /// `connected` program, or acoupi-batdetect2's).
     Import(ImportArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// The Debian package installs the bash, zsh and fish scripts system-wide. Otherwise
+    /// write the script where the shell looks for it:
+    ///
+    /// bash: `acoupi completions bash > ~/.local/share/bash-completion/completions/acoupi`
+    ///
+    /// zsh: `acoupi completions zsh > ~/.zfunc/_acoupi`, with `fpath+=~/.zfunc` before
+    /// `compinit` in `~/.zshrc`
+    ///
+    /// fish: `acoupi completions fish > ~/.config/fish/completions/acoupi.fish`
+    Completions(CompletionsArgs),
 }
 
 /// `acoupi import`.
@@ -77,6 +89,14 @@ pub struct ImportArgs {
     /// Overwrite FILE when it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `acoupi completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete acoupi in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `acoupi detect …`.

@@ -25,6 +25,7 @@ pub mod host;
 pub mod import;
 pub mod lifecycle;
 pub mod manifest;
+pub mod manpages;
 pub mod messaging;
 pub mod model;
 pub mod plan;
@@ -77,5 +78,6 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Db(cmd) => commands::db::run(cmd, cli.home.as_deref()),
         cli::Command::Detect(args) => commands::detect::run(args, cli.home.as_deref()),
         cli::Command::Import(args) => commands::import::run(args),
+        cli::Command::Completions(args) => commands::completions::run(args),
     }
 }

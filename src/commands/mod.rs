@@ -4,6 +4,7 @@ pub mod beat;
 pub mod bench;
 pub mod build;
 pub mod check;
+pub mod completions;
 pub mod config;
 pub mod db;
 pub mod deploy;
