@@ -5,6 +5,7 @@ pub mod bench;
 pub mod build;
 pub mod check;
 pub mod config;
+pub mod config_edit;
 pub mod db;
 pub mod deploy;
 pub mod detect;

@@ -8,6 +8,8 @@
 //! In: a built home. Out: running systemd user units and `config/deployment.json`, or a
 //! one-line reason why not, with nothing left half done.
 
+pub mod apply;
+pub mod changes;
 pub mod deploy;
 pub mod deployment;
 pub mod logs;
