@@ -296,9 +296,8 @@ pub(crate) fn resolve<'a>(nodes: &'a [KdlNode], path: &[Segment]) -> Result<Foun
                 seg.name
             ))
             .help(format!(
-                "write `{}[0]` to `{}[{}]`",
+                "write `{0}[0]` to `{0}[{1}]`",
                 join(&found, &seg.name),
-                seg.name,
                 matching.len() - 1
             )));
         };
