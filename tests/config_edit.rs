@@ -233,3 +233,81 @@ fn editing_a_homes_manifest_rebuilds_the_home() {
     let out = run(&["config", "show", "detectors.0.kind.threshold"]);
     assert_eq!(stdout(&out), "0.45\n");
 }
+
+/// The units a rebuild restarts after each edit of `examples/detection.kdl` (workers
+/// `recording`, `detection`, `default`, and beat).
+#[test]
+fn each_edit_restarts_only_the_units_that_read_what_changed() {
+    use acoupi::lifecycle::changes::{Files, changes};
+    use acoupi::manifest::edit::{Op, edit};
+
+    let build = |text: &str| -> Files {
+        let source = acoupi::compile::from_bytes(
+            "detection.kdl",
+            "/home/pi/detection.kdl".into(),
+            text.as_bytes().to_vec(),
+        );
+        let ctx = acoupi::plan::BuildContext {
+            home: "/home/pi/.acoupi".into(),
+            exe: "/usr/local/bin/acoupi".into(),
+            source_path: "/home/pi/detection.kdl".into(),
+        };
+        let built = acoupi::compile::build(&source, &ctx).expect("the edit builds");
+        built
+            .tree
+            .iter()
+            .map(|(p, f)| (p.to_string(), f.contents.clone()))
+            .collect()
+    };
+    let original = std::fs::read_to_string("examples/detection.kdl").expect("example");
+    let old = build(&original);
+    let w = |n: &str| format!("acoupi-worker-{n}.service");
+    let beat = "acoupi-beat.service".to_owned();
+    // `default` runs manage-files (saving, retention, detectors, messaging, recording) and
+    // summary; beat publishes every task with its time limits.
+    let all = vec![w("recording"), w("detection"), w("default"), beat.clone()];
+    let table: Vec<(Op, Vec<String>)> = vec![
+        (
+            set("detector.bats.threshold", "0.6"),
+            vec![w("detection"), w("default")],
+        ),
+        // The record task's time limit follows the duration.
+        (
+            set("recording.duration", "2s"),
+            vec![w("recording"), w("default"), beat.clone()],
+        ),
+        (
+            set("recording.interval", "20s"),
+            vec![w("recording"), w("default"), beat.clone()],
+        ),
+        (set("saving.keep-if[0].min-score", "0.4"), vec![w("default")]),
+        (
+            set("messaging.mqtt.host", "mqtt.example.org"),
+            vec![w("detection"), w("default")],
+        ),
+        (set("workers.worker.default.concurrency", "3"), vec![w("default")]),
+        (
+            set("workers.task.detect.time-limit", "3m"),
+            vec![w("detection"), w("default"), beat.clone()],
+        ),
+        (set("program.description", "north hedge"), vec![]),
+        (set("program.timezone", "UTC"), all),
+    ];
+    for (op, expected) in table {
+        let text = edit(&original, &op).expect("edit")[0].clone();
+        let c = changes(&old, &build(&text));
+        let mut got = c.units();
+        got.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(got, want, "{op:?}: {c:#?}");
+        assert!(c.added.is_empty() && c.removed.is_empty(), "{op:?}");
+    }
+}
+
+fn set(path: &str, value: &str) -> acoupi::manifest::edit::Op {
+    acoupi::manifest::edit::Op::Set {
+        path: path.to_owned(),
+        values: vec![value.to_owned()],
+    }
+}
