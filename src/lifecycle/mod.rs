@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod deployment;
 pub mod logs;
 pub mod preflight;
+pub mod running;
 pub mod sandbox;
 pub mod status;
 pub mod systemd;
