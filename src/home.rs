@@ -461,18 +461,62 @@ mod tests {
         std::fs::create_dir_all(stale.join("bin")).expect("stale stage");
         write(&tree(&[(LOCK_FILE, "{\"v\": 2}")]), &home).expect("write");
         assert!(!stale.exists());
-        let builds: Vec<String> = std::fs::read_dir(&home)
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(BUILD_PREFIX))
-            .collect();
-        assert_eq!(builds.len(), 1, "{builds:?}");
+        let builds = |home: &Utf8Path| -> Vec<String> {
+            let mut b: Vec<String> = std::fs::read_dir(home)
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(BUILD_PREFIX))
+                .collect();
+            b.sort();
+            b
+        };
+        // The previous build is kept for a switch back; the one before it goes.
+        assert_eq!(builds(&home).len(), 2, "{:?}", builds(&home));
         // The file the new build no longer has is gone, link included.
         assert!(std::fs::symlink_metadata(home.join("config/old.json")).is_err());
         assert_eq!(
             std::fs::read_to_string(home.join(LOCK_FILE)).expect("lock"),
             "{\"v\": 2}"
         );
+        let w = write(&tree(&[(LOCK_FILE, "{\"v\": 3}")]), &home).expect("write");
+        let mut expected = vec![w.build.clone(), w.previous.clone().expect("previous")];
+        expected.sort();
+        assert_eq!(builds(&home), expected);
+    }
+
+    #[test]
+    fn a_switch_back_restores_the_previous_build_and_its_links() {
+        let (_d, dir) = temp();
+        let home = dir.join("home");
+        let lock = |files: &[&str]| {
+            let entries: Vec<String> = files
+                .iter()
+                .map(|f| format!("\"{f}\": {{\"sha256\": \"x\", \"mode\": \"0644\"}}"))
+                .collect();
+            format!(
+                "{{\"format\": 1, \"acoupi_version\": \"0\", \"source\": {{\"path\": \"m\", \"sha256\": \"x\"}}, \"files\": {{{}}}}}",
+                entries.join(", ")
+            )
+        };
+        let old_lock = lock(&["bin/acoupi", "config/old.json"]);
+        let first = write(
+            &tree(&[(LOCK_FILE, &old_lock), ("bin/acoupi", "1"), ("config/old.json", "o")]),
+            &home,
+        )
+        .expect("write");
+        let new_lock = lock(&["bin/acoupi", "units/a.service"]);
+        let second = write(
+            &tree(&[(LOCK_FILE, &new_lock), ("bin/acoupi", "2"), ("units/a.service", "u")]),
+            &home,
+        )
+        .expect("write");
+        assert_eq!(second.previous.as_deref(), Some(first.build.as_str()));
+        switch_back(&home, &first.build).expect("switch back");
+        assert_eq!(current_build(&home), Some(first.build));
+        let read = |p: &str| std::fs::read_to_string(home.join(p)).ok();
+        assert_eq!(read("bin/acoupi").as_deref(), Some("1"));
+        assert_eq!(read("config/old.json").as_deref(), Some("o"));
+        assert!(std::fs::symlink_metadata(home.join("units")).is_err());
     }
 
     #[test]

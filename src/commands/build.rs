@@ -116,14 +116,6 @@ pub(crate) fn write_and_apply(
     if !lifecycle::apply::is_deployed(home, &unit_dir) {
         return ExitStatus::Success;
     }
-    if !apply {
-        if written.previous.is_some() {
-            eprintln!(
-                "`{home}` is deployed and its units still run the previous build (`--no-apply`): restart them with `systemctl --user restart acoupi.target`; `acoupi status` shows which differ"
-            );
-        }
-        return ExitStatus::Success;
-    }
     let manager = Systemctl::from_env();
     let target = Apply {
         home,
@@ -132,10 +124,28 @@ pub(crate) fn write_and_apply(
         settle: settle_time(),
         poll: POLL,
     };
-    match lifecycle::apply::apply(&target, written.previous.as_deref(), &written.build) {
+    match lifecycle::apply::apply(
+        &target,
+        written.previous.as_deref(),
+        &written.build,
+        apply,
+    ) {
         Ok(Outcome::NotDeployed) => ExitStatus::Success,
         Ok(Outcome::UpToDate) => {
             eprintln!("the running units already match this build: nothing to restart");
+            ExitStatus::Success
+        }
+        Ok(Outcome::Left { changes }) => {
+            let mut left = changes.units();
+            left.extend(changes.added.iter().cloned());
+            left.extend(changes.removed.iter().cloned());
+            eprintln!(
+                "`{home}` is deployed and these units still run the previous build (`--no-apply`): {}; apply it with `systemctl --user daemon-reload && systemctl --user restart acoupi.target`; `acoupi status` shows which differ",
+                left.iter()
+                    .map(|u| format!("`{u}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             ExitStatus::Success
         }
         Ok(Outcome::Applied { changes, .. }) => {

@@ -8,10 +8,12 @@
 //! rebuild changed nothing the units read, is left alone.
 //!
 //! Order: link the units the new build adds; stop the ones it removes (workers drain) and
-//! unlink them; reload systemd when a unit file changed; restart the changed units, waiting
-//! for each stop (a worker finishes its in-flight tasks on SIGTERM before it exits); start
-//! the added ones; wait for all of them to be ready. On a failure the same steps run
-//! backwards against the previous build, which `.current` points at again after one rename.
+//! unlink them; reload systemd when a unit file changed; restart the changed units (systemd
+//! stops each first, and a worker finishes its in-flight tasks on SIGTERM before it exits)
+//! and start the added ones, then wait, as `deploy` does, until they are up, one fails, or
+//! the settle time passes (a worker still waiting for its broker is not a failure). On a
+//! failure the same steps run backwards against the previous build, which `.current` points
+//! at again after one rename.
 
 use std::time::Duration;
 
@@ -44,6 +46,11 @@ pub enum Outcome {
     NotDeployed,
     /// The units already run what the new build describes.
     UpToDate,
+    /// `--no-apply`: the units were left running; these would need a restart.
+    Left {
+        /// What changed.
+        changes: Changes,
+    },
     /// The changed units were restarted and are ready.
     Applied {
         /// What changed.
@@ -101,8 +108,18 @@ pub fn is_deployed(home: &Utf8Path, unit_dir: &Utf8Path) -> bool {
 }
 
 /// Applies the switch from build `previous` to build `current` (directory names in the
-/// home); see the module documentation.
-pub fn apply(a: &Apply<'_>, previous: Option<&str>, current: &str) -> Result<Outcome, Error> {
+/// home); see the module documentation. With `restart` false the units are left running
+/// ([`Outcome::Left`]).
+///
+/// Either way, a unit that reads nothing that changed runs what the new build describes:
+/// its record of the build it runs (`lifecycle::running`) moves on to `current`, so that
+/// `acoupi status` flags only the units whose spec really differs.
+pub fn apply(
+    a: &Apply<'_>,
+    previous: Option<&str>,
+    current: &str,
+    restart: bool,
+) -> Result<Outcome, Error> {
     if !is_deployed(a.home, a.unit_dir) {
         return Ok(Outcome::NotDeployed);
     }
@@ -113,8 +130,17 @@ pub fn apply(a: &Apply<'_>, previous: Option<&str>, current: &str) -> Result<Out
         changes::read_build(&a.home.join(b)).map_err(|e| Error::Compare(e.to_string()))
     };
     let changes = changes::changes(&read(previous)?, &read(current)?);
+    for unit in &changes.unchanged {
+        if super::running::read(a.home, unit).as_deref() == Some(previous) {
+            // Best effort: a record left behind only makes status flag the unit.
+            let _ = super::running::record(a.home, unit, current);
+        }
+    }
     if changes.is_empty() {
         return Ok(Outcome::UpToDate);
+    }
+    if !restart {
+        return Ok(Outcome::Left { changes });
     }
     match forward(a, &changes) {
         Ok(units) => Ok(Outcome::Applied { changes, units }),
@@ -156,7 +182,7 @@ fn forward(a: &Apply<'_>, c: &Changes) -> Result<Vec<(String, UnitState)>, (Stri
     }
     let restart = c.units();
     if !restart.is_empty() {
-        m.restart(&restart, true)
+        m.restart(&restart, false)
             .map_err(|e| e.to_string())
             .map_err(fail(&format!("restart {}", names(&restart))))?;
     }
@@ -226,7 +252,7 @@ fn back(a: &Apply<'_>, c: &Changes, previous: &str, step: String, cause: String)
     if !old.is_empty() {
         note(
             &format!("restart {}", names(&old)),
-            m.restart(&old, true).map_err(|e| e.to_string()),
+            m.restart(&old, false).map_err(|e| e.to_string()),
         );
         note(
             "start the old units",

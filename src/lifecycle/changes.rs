@@ -56,6 +56,8 @@ pub struct Changes {
     pub added: Vec<String>,
     /// Service units only the old build has.
     pub removed: Vec<String>,
+    /// Service units of both builds that read nothing that changed.
+    pub unchanged: Vec<String>,
     /// Whether a unit file changed, appeared or went: systemd must reload.
     pub reload: bool,
 }
@@ -261,7 +263,9 @@ pub fn changes(old: &Files, new: &Files) -> Changes {
             };
             why.push(format!("{what} changed ({})", spec.join(", ")));
         }
-        if !why.is_empty() {
+        if why.is_empty() {
+            out.unchanged.push(unit.clone());
+        } else {
             out.restart.push((unit.clone(), why.join("; ")));
         }
     }

@@ -41,7 +41,7 @@ fn a_rebuild_restarts_only_the_units_whose_spec_changed() {
     assert_eq!(
         w.calls("systemctl"),
         vec![
-            sc(&["restart", "acoupi-worker-rest.service"]),
+            sc(&["restart", "--no-block", "acoupi-worker-rest.service"]),
             show("acoupi-worker-rest.service"),
         ]
     );
@@ -74,7 +74,7 @@ fn a_rebuild_restarts_only_the_units_whose_spec_changed() {
     // A change every unit reads (the timezone) restarts every service in one job.
     let out = w.run(&["config", "set", "program.timezone", "Europe/Paris"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let mut restart = sc(&["restart"]);
+    let mut restart = sc(&["restart", "--no-block"]);
     restart.extend(w.services());
     let mut expected = vec![restart];
     expected.extend(w.services().iter().map(|u| show(u)));
@@ -118,9 +118,9 @@ fn a_unit_that_fails_after_a_rebuild_switches_the_home_back() {
     assert_eq!(
         w.calls("systemctl"),
         vec![
-            sc(&["restart", "acoupi-worker-rest.service"]),
+            sc(&["restart", "--no-block", "acoupi-worker-rest.service"]),
             show("acoupi-worker-rest.service"),
-            sc(&["restart", "acoupi-worker-rest.service"]),
+            sc(&["restart", "--no-block", "acoupi-worker-rest.service"]),
             show("acoupi-worker-rest.service"),
         ]
     );
