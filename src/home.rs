@@ -159,8 +159,13 @@ pub fn current_build(home: &Utf8Path) -> Option<String> {
 /// switched to it with one rename, and links the other build had alone are removed.
 pub fn switch_back(home: &Utf8Path, build: &str) -> Result<(), Error> {
     let dir = home.join(build);
-    let lock: crate::emit::BuildLock = serde_json::from_str(&fs::read_to_string(dir.join(LOCK_FILE))?)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("`{dir}/{LOCK_FILE}`: {e}")))?;
+    let lock: crate::emit::BuildLock =
+        serde_json::from_str(&fs::read_to_string(dir.join(LOCK_FILE))?).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("`{dir}/{LOCK_FILE}`: {e}"),
+            )
+        })?;
     let mut paths: Vec<Utf8PathBuf> = lock.files.keys().map(Utf8PathBuf::from).collect();
     paths.push(LOCK_FILE.into());
     link_paths(paths.iter(), home)?;
@@ -500,13 +505,21 @@ mod tests {
         };
         let old_lock = lock(&["bin/acoupi", "config/old.json"]);
         let first = write(
-            &tree(&[(LOCK_FILE, &old_lock), ("bin/acoupi", "1"), ("config/old.json", "o")]),
+            &tree(&[
+                (LOCK_FILE, &old_lock),
+                ("bin/acoupi", "1"),
+                ("config/old.json", "o"),
+            ]),
             &home,
         )
         .expect("write");
         let new_lock = lock(&["bin/acoupi", "units/a.service"]);
         let second = write(
-            &tree(&[(LOCK_FILE, &new_lock), ("bin/acoupi", "2"), ("units/a.service", "u")]),
+            &tree(&[
+                (LOCK_FILE, &new_lock),
+                ("bin/acoupi", "2"),
+                ("units/a.service", "u"),
+            ]),
             &home,
         )
         .expect("write");

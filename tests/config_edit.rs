@@ -23,7 +23,12 @@ fn edits(example: &str) -> Vec<Vec<&'static str>> {
             vec!["set", "messaging.mqtt.host", "mqtt.example.org"],
             vec!["set", "retention.keep-newest", "5"],
             vec!["unset", "retention.max-usage"],
-            vec!["set", "detector.batdetect2.command", "/opt/bd2/python", "/opt/bd2/adapter.py"],
+            vec![
+                "set",
+                "detector.batdetect2.command",
+                "/opt/bd2/python",
+                "/opt/bd2/adapter.py",
+            ],
         ],
         "connected" => vec![
             vec!["set", "saving.keep-if[1].to", "dusk+20m"],
@@ -130,23 +135,44 @@ fn rejected_edits_leave_the_file_byte_identical() {
     let file = "m.kdl";
     std::fs::write(dir.join(file), &original).expect("copy");
     let cases: &[(&[&str], &str)] = &[
-        (&["set", "recording.duration", "30s"], "model::duration_exceeds_interval"),
-        (&["set", "recording.duraton", "5s"], "did you mean `duration`?"),
-        (&["set", "detector.bat.threshold", "0.5"], "did you mean `bats`?"),
+        (
+            &["set", "recording.duration", "30s"],
+            "model::duration_exceeds_interval",
+        ),
+        (
+            &["set", "recording.duraton", "5s"],
+            "did you mean `duration`?",
+        ),
+        (
+            &["set", "detector.bat.threshold", "0.5"],
+            "did you mean `bats`?",
+        ),
         (&["set", "detector.bats.threshold", "2"], "threshold"),
         (&["set", "program.location.latitude", "north"], "latitude"),
-        (&["set", "saving.keep-if[5].min-score", "0.1"], "no `keep-if[5]`"),
-        (&["set", "saving.keep-if.min-score", "0.1"], "`saving.keep-if[1]`"),
+        (
+            &["set", "saving.keep-if[5].min-score", "0.1"],
+            "no `keep-if[5]`",
+        ),
+        (
+            &["set", "saving.keep-if.min-score", "0.1"],
+            "`saving.keep-if[1]`",
+        ),
         (&["set", "recording", "x"], "`recording.duration`"),
         (&["set", "a..b", "x"], "is not a path"),
         (&["unset", "program"], "manifest::missing_node"),
-        (&["unset", "recording.nothing"], "no `nothing` in `recording`"),
+        (
+            &["unset", "recording.nothing"],
+            "no `nothing` in `recording`",
+        ),
     ];
     for (edit, expected) in cases {
         let out = config(&dir, file, edit, &[]);
         let err = stderr(&out);
         assert_eq!(code(&out), 1, "{edit:?}: {err}");
-        assert!(err.contains(expected), "{edit:?}: expected `{expected}` in:\n{err}");
+        assert!(
+            err.contains(expected),
+            "{edit:?}: expected `{expected}` in:\n{err}"
+        );
         assert!(stdout(&out).is_empty(), "{edit:?}");
         assert_eq!(
             std::fs::read(dir.join(file)).expect("read"),
@@ -159,7 +185,11 @@ fn rejected_edits_leave_the_file_byte_identical() {
     std::fs::write(dir.join(file), &broken).expect("write");
     let out = config(&dir, file, &["set", "program.description", "x"], &[]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("has errors already"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has errors already"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read(dir.join(file)).expect("read"), broken);
 }
 
@@ -177,7 +207,10 @@ fn get_prints_values_by_path_with_secrets_masked() {
             .expect("runs");
         (code(&out), stdout(&out), stderr(&out))
     };
-    assert_eq!(get("detector.bats.threshold"), (0, "0.3\n".into(), String::new()));
+    assert_eq!(
+        get("detector.bats.threshold"),
+        (0, "0.3\n".into(), String::new())
+    );
     assert_eq!(get("recording.duration").1, "5s\n");
     let (c, out, _) = get("messaging.mqtt");
     assert_eq!(c, 0);
@@ -280,12 +313,18 @@ fn each_edit_restarts_only_the_units_that_read_what_changed() {
             set("recording.interval", "20s"),
             vec![w("recording"), w("default"), beat.clone()],
         ),
-        (set("saving.keep-if[0].min-score", "0.4"), vec![w("default")]),
+        (
+            set("saving.keep-if[0].min-score", "0.4"),
+            vec![w("default")],
+        ),
         (
             set("messaging.mqtt.host", "mqtt.example.org"),
             vec![w("detection"), w("default")],
         ),
-        (set("workers.worker.default.concurrency", "3"), vec![w("default")]),
+        (
+            set("workers.worker.default.concurrency", "3"),
+            vec![w("default")],
+        ),
         (
             set("workers.task.detect.time-limit", "3m"),
             vec![w("detection"), w("default"), beat.clone()],

@@ -10,9 +10,9 @@
 //! queue names unique to each test. `real_systemd` runs the same sequence against a real
 //! systemd: a private user manager each of its tests starts (`user_manager`).
 
-mod common;
 #[path = "lifecycle/apply.rs"]
 mod apply;
+mod common;
 #[path = "lifecycle/real_systemd.rs"]
 mod real_systemd;
 #[path = "lifecycle/user_manager.rs"]

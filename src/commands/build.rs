@@ -5,6 +5,7 @@ use std::io::Write;
 use camino::Utf8PathBuf;
 
 use crate::cli::BuildArgs;
+use crate::compile::{self, BuildError};
 use crate::lifecycle::{
     self,
     apply::{self, Apply, Outcome},
@@ -12,7 +13,6 @@ use crate::lifecycle::{
     systemd::Systemctl,
     unit_dir,
 };
-use crate::compile::{self, BuildError};
 use crate::plan::BuildContext;
 use crate::report::{self, Style};
 use crate::{ExitStatus, home};
@@ -124,12 +124,7 @@ pub(crate) fn write_and_apply(
         settle: settle_time(),
         poll: POLL,
     };
-    match lifecycle::apply::apply(
-        &target,
-        written.previous.as_deref(),
-        &written.build,
-        apply,
-    ) {
+    match lifecycle::apply::apply(&target, written.previous.as_deref(), &written.build, apply) {
         Ok(Outcome::NotDeployed) => ExitStatus::Success,
         Ok(Outcome::UpToDate) => {
             eprintln!("the running units already match this build: nothing to restart");
@@ -158,7 +153,8 @@ pub(crate) fn write_and_apply(
             for unit in &changes.added {
                 eprintln!("started `{unit}`: new in this build");
             }
-            if changes.restart.is_empty() && changes.added.is_empty() && changes.removed.is_empty() {
+            if changes.restart.is_empty() && changes.added.is_empty() && changes.removed.is_empty()
+            {
                 eprintln!("reloaded the unit files: no unit needed a restart");
             }
             ExitStatus::Success

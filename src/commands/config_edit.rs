@@ -31,9 +31,8 @@ fn locate(
         return Ok((m.to_owned(), None));
     }
     let home = home::resolve(home_flag).map_err(|e| e.to_string())?;
-    let lock = verify::read_lock(&home).map_err(|e| {
-        format!("{e}; to edit a manifest outside a home, pass `--manifest FILE`")
-    })?;
+    let lock = verify::read_lock(&home)
+        .map_err(|e| format!("{e}; to edit a manifest outside a home, pass `--manifest FILE`"))?;
     let path = Utf8PathBuf::from(lock.source.path);
     if !path.exists() {
         return Err(format!(

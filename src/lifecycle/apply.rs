@@ -126,9 +126,8 @@ pub fn apply(
     let Some(previous) = previous else {
         return Ok(Outcome::UpToDate);
     };
-    let read = |b: &str| {
-        changes::read_build(&a.home.join(b)).map_err(|e| Error::Compare(e.to_string()))
-    };
+    let read =
+        |b: &str| changes::read_build(&a.home.join(b)).map_err(|e| Error::Compare(e.to_string()));
     let changes = changes::changes(&read(previous)?, &read(current)?);
     for unit in &changes.unchanged {
         if super::running::read(a.home, unit).as_deref() == Some(previous) {
@@ -219,7 +218,10 @@ fn back(a: &Apply<'_>, c: &Changes, previous: &str, step: String, cause: String)
         crate::home::switch_back(a.home, previous).map_err(|e| e.to_string()),
     );
     if !c.added.is_empty() {
-        note("stop the new units", m.stop(&c.added).map_err(|e| e.to_string()));
+        note(
+            "stop the new units",
+            m.stop(&c.added).map_err(|e| e.to_string()),
+        );
         note(
             "unlink the new units",
             unit_dir::unlink_units(a.unit_dir, a.home, &c.added)

@@ -76,7 +76,13 @@ impl Changes {
 
 /// Files that every unit reads: all but the program, the unit files and what no unit reads.
 fn shared(path: &str) -> bool {
-    ![LOCK_FILE, PROGRAM_FILE, WORKERS_FILE, crate::plan::MANIFEST_COPY].contains(&path)
+    ![
+        LOCK_FILE,
+        PROGRAM_FILE,
+        WORKERS_FILE,
+        crate::plan::MANIFEST_COPY,
+    ]
+    .contains(&path)
         && !path.starts_with("units/")
 }
 
@@ -233,8 +239,16 @@ pub fn changes(old: &Files, new: &Files) -> Changes {
         .collect();
     let mut out = Changes {
         reload,
-        added: new_s.iter().filter(|u| !old_s.contains(u)).cloned().collect(),
-        removed: old_s.iter().filter(|u| !new_s.contains(u)).cloned().collect(),
+        added: new_s
+            .iter()
+            .filter(|u| !old_s.contains(u))
+            .cloned()
+            .collect(),
+        removed: old_s
+            .iter()
+            .filter(|u| !new_s.contains(u))
+            .cloned()
+            .collect(),
         ..Changes::default()
     };
     for unit in new_s.iter().filter(|u| old_s.contains(u)) {

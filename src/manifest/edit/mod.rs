@@ -264,7 +264,9 @@ fn entries_help(path: &str, node: &KdlNode) -> String {
         node.children().map(|d| d.nodes()).unwrap_or(&[]),
     );
     if names.is_empty() {
-        return format!("`{path}` is empty: add an entry with `acoupi config set {path}.NAME VALUE`");
+        return format!(
+            "`{path}` is empty: add an entry with `acoupi config set {path}.NAME VALUE`"
+        );
     }
     format!(
         "it has {}",
@@ -374,12 +376,7 @@ impl Text<'_> {
 
     /// The text with new nodes `chain` (each inside the previous), ending with `leaf`, added
     /// under `parent` (`None`: at the top level).
-    fn add(
-        &self,
-        parent: Option<&KdlNode>,
-        chain: &[&str],
-        leaf: Leaf<'_>,
-    ) -> String {
+    fn add(&self, parent: Option<&KdlNode>, chain: &[&str], leaf: Leaf<'_>) -> String {
         // Only a property on an existing node is added inline.
         if let (Some(p), [], Leaf::Property(prop)) = (parent, chain, &leaf) {
             let at = content_end(p);
@@ -577,14 +574,21 @@ fn list_node(node: &KdlNode, here: &str, secret: bool, out: &mut Vec<(String, St
         .skip(usize::from(named))
         .map(|e| show(e, secret && entry_is_plain_secret(node, e)))
         .collect();
-    let props: Vec<&kdl::KdlEntry> = node.entries().iter().filter(|e| e.name().is_some()).collect();
+    let props: Vec<&kdl::KdlEntry> = node
+        .entries()
+        .iter()
+        .filter(|e| e.name().is_some())
+        .collect();
     let children = node.children().map(|d| d.nodes()).unwrap_or(&[]);
     if !args.is_empty() || (props.is_empty() && children.is_empty()) {
         out.push((here.to_owned(), args.join(" ")));
     }
     for p in props {
         let key = p.name().map(|k| k.value()).unwrap_or_default();
-        out.push((format!("{here}.{}", path::quote_segment(key)), show(p, false)));
+        out.push((
+            format!("{here}.{}", path::quote_segment(key)),
+            show(p, false),
+        ));
     }
     list_nodes(children, here, secret, out);
 }

@@ -92,7 +92,10 @@ fn missing_entries_are_added_as_child_nodes_then_properties() {
 #[test]
 fn a_missing_block_is_opened_and_a_missing_top_level_node_appended() {
     let out = first("retention.max-age", &["30d"]);
-    assert_eq!(out, format!("{SRC}\nretention {{\n    max-age \"30d\"\n}}\n"));
+    assert_eq!(
+        out,
+        format!("{SRC}\nretention {{\n    max-age \"30d\"\n}}\n")
+    );
     let all = set("program.location.latitude", &["51.5"]).expect("edit");
     assert_eq!(
         all[0],
@@ -156,10 +159,7 @@ fn unknown_paths_say_what_is_there() {
     assert!(e.message.contains("`duration`, `window`"), "{e:?}");
     assert_eq!(e.help.as_deref(), Some("did you mean `duration`?"));
     let e = set("detector.bat.threshold", &["1"]).expect_err("no such detector");
-    assert!(
-        e.message.contains("no `detector` named `bat`"),
-        "{e:?}"
-    );
+    assert!(e.message.contains("no `detector` named `bat`"), "{e:?}");
     assert_eq!(e.help.as_deref(), Some("did you mean `bats`?"));
     let e = set("saving.keep-if.min-score", &["1"]).expect_err("ambiguous");
     assert!(e.message.contains("2 `keep-if` nodes"), "{e:?}");
@@ -168,7 +168,9 @@ fn unknown_paths_say_what_is_there() {
     let e = set("recording", &["1"]).expect_err("a block");
     assert!(e.message.contains("no value of its own"), "{e:?}");
     assert!(
-        e.help.as_deref().is_some_and(|h| h.contains("`recording.duration`")),
+        e.help
+            .as_deref()
+            .is_some_and(|h| h.contains("`recording.duration`")),
         "{e:?}"
     );
     let e = set("recording.window.to.x", &["1"]).expect_err("into a property");

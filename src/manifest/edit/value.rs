@@ -78,7 +78,8 @@ pub(crate) fn quote(s: &str) -> String {
 pub(crate) fn ident(s: &str) -> String {
     let plain = !s.is_empty()
         && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !matches!(s, "true" | "false" | "null" | "inf" | "nan");
     if plain { s.to_owned() } else { quote(s) }
 }
@@ -93,7 +94,10 @@ mod tests {
         assert_eq!(spellings("0.6", true), ["\"0.6\"", "0.6"]);
         assert_eq!(spellings("true", false), ["#true", "\"true\""]);
         assert_eq!(spellings("5s", false), ["\"5s\""]);
-        assert_eq!(spellings("mqtt.example.org", false), ["\"mqtt.example.org\""]);
+        assert_eq!(
+            spellings("mqtt.example.org", false),
+            ["\"mqtt.example.org\""]
+        );
         assert_eq!(spellings("\"quoted\"", false), ["\"quoted\""]);
         assert_eq!(spellings("a b; c {", false), ["\"a b; c {\""]);
         assert_eq!(spellings("say \"hi\"\n", false), ["\"say \\\"hi\\\"\\n\""]);
