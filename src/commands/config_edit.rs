@@ -33,7 +33,12 @@ fn locate(
     let home = home::resolve(home_flag).map_err(|e| e.to_string())?;
     let lock = verify::read_lock(&home)
         .map_err(|e| format!("{e}; to edit a manifest outside a home, pass `--manifest FILE`"))?;
-    let path = Utf8PathBuf::from(lock.source.path);
+    let path = Utf8PathBuf::from(lock.source.path.clone());
+    if verify::manifest_stale(&lock) == Ok(true) {
+        eprintln!(
+            "note: `{path}` changed since `{home}` was built; a rebuild after the edit includes those changes"
+        );
+    }
     if !path.exists() {
         return Err(format!(
             "`{home}` was built from `{path}`, which is gone: pass `--manifest FILE` to edit another, then `acoupi build FILE --home {home}`"

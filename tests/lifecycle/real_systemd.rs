@@ -345,6 +345,11 @@ fn real_user_systemd_applies_an_edit_and_rolls_a_failing_one_back() {
         "{}",
         stderr(&out)
     );
+    // Shown with `--nocapture`: what the user sees.
+    eprintln!(
+        "$ acoupi config set detector.bats.threshold 0.7\n{}",
+        stderr(&out)
+    );
     let after = pids(&m);
     assert_eq!(after[0], before[0], "rec was restarted");
     assert_ne!(after[1], before[1], "rest was not restarted");
@@ -381,6 +386,7 @@ fn real_user_systemd_applies_an_edit_and_rolls_a_failing_one_back() {
     );
     assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
+    eprintln!("$ acoupi config set paths.metadata /proc/acoupi-test/metadata.db\n{err}");
     assert!(
         err.contains("the home was switched back to its previous build")
             && !err.contains("part of the way back failed")
