@@ -52,7 +52,7 @@ pub enum Command {
     Logs(LogsArgs),
     /// Write a new manifest, step by step (or from an example with --no-prompt).
     Init(InitArgs),
-    /// Show the resolved configuration of the built home.
+    /// Show the built configuration, or read and change the manifest by dotted path.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Read the metadata store: recordings, model outputs, detections, or its health.
@@ -228,6 +228,57 @@ pub enum ConfigCommand {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
+    /// Print values of the manifest by the paths `config set` takes (secrets masked).
+    Get {
+        /// A dotted path over the manifest's nodes, e.g. `detector.bats.threshold`
+        /// [default: every value].
+        path: Option<String>,
+        /// Read this manifest instead of the one the home was built from.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<Utf8PathBuf>,
+    },
+    /// Set a value of the manifest in place, check it, rebuild the home and apply it.
+    Set(ConfigSetArgs),
+    /// Remove an entry of the manifest, check it, rebuild the home and apply it.
+    Unset(ConfigUnsetArgs),
+}
+
+/// What `config set` and `config unset` share.
+#[derive(Debug, clap::Args)]
+pub struct ConfigEditArgs {
+    /// Edit this manifest only (no home is rebuilt) instead of the one the home was built from.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<Utf8PathBuf>,
+    /// Print the change as a unified diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rebuild the home but leave the running units as they are.
+    #[arg(long)]
+    pub no_apply: bool,
+}
+
+/// `acoupi config set PATH VALUE…`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigSetArgs {
+    /// A dotted path over the manifest's nodes: `recording.duration`,
+    /// `detector.bats.threshold`, `messaging.mqtt.host`, `saving.keep-if[0].min-score`.
+    pub path: String,
+    /// The value (a node's arguments, when it takes several).
+    #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
+    pub values: Vec<String>,
+    /// Where and how to edit.
+    #[command(flatten)]
+    pub edit: ConfigEditArgs,
+}
+
+/// `acoupi config unset PATH`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigUnsetArgs {
+    /// A dotted path over the manifest's nodes.
+    pub path: String,
+    /// Where and how to edit.
+    #[command(flatten)]
+    pub edit: ConfigEditArgs,
 }
 
 /// `acoupi worker`.
@@ -443,4 +494,8 @@ pub struct BuildArgs {
     /// Print the generated tree to stdout instead of writing it.
     #[arg(long)]
     pub stdout: bool,
+    /// On a deployed home, leave the running units as they are (by default the units whose
+    /// files or spec changed are restarted).
+    #[arg(long)]
+    pub no_apply: bool,
 }

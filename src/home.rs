@@ -57,6 +57,11 @@ pub struct Written {
     pub files: usize,
     /// Whether an existing home was replaced (rather than created).
     pub replaced: bool,
+    /// The build directory now current (`.build-<digest>`).
+    pub build: String,
+    /// The build that was current before, when it differs; it is kept on disk (until the
+    /// next build) so that [`switch_back`] can return to it.
+    pub previous: Option<String>,
 }
 
 /// Checks that `home` is absent, an empty directory, or a home with a `build.lock`.
@@ -97,7 +102,8 @@ pub fn write(tree: &OutputTree, home: &Utf8Path) -> Result<Written, Error> {
             private_dir(&home.join(dir))?;
         }
     }
-    remove_stale(home, None)?;
+    remove_stale(home, &[])?;
+    let previous = current_build(home).filter(|p| p.starts_with(BUILD_PREFIX));
     let digest = crate::emit::sha256_hex(tree.to_text().as_bytes());
     let build_name = format!("{BUILD_PREFIX}{}", &digest[..16]);
     let stage = home.join(format!("{BUILD_PREFIX}stage-{}", std::process::id()));
@@ -129,11 +135,43 @@ pub fn write(tree: &OutputTree, home: &Utf8Path) -> Result<Written, Error> {
     }
     result?;
     remove_dangling_links(home)?;
-    remove_stale(home, Some(&build_name))?;
+    let previous = previous.filter(|p| *p != build_name);
+    let mut keep = vec![build_name.as_str()];
+    keep.extend(previous.as_deref());
+    remove_stale(home, &keep)?;
     Ok(Written {
         files: tree.len(),
         replaced: exists,
+        build: build_name,
+        previous,
     })
+}
+
+/// The build directory `.current` points at, if any.
+pub fn current_build(home: &Utf8Path) -> Option<String> {
+    fs::read_link(home.join(CURRENT))
+        .ok()
+        .and_then(|t| t.to_str().map(str::to_owned))
+}
+
+/// Makes `build` (a build directory a [`write`] kept, see [`Written::previous`]) current
+/// again: its entries are linked (by the file list of its own `build.lock`), `.current` is
+/// switched to it with one rename, and links the other build had alone are removed.
+pub fn switch_back(home: &Utf8Path, build: &str) -> Result<(), Error> {
+    let dir = home.join(build);
+    let lock: crate::emit::BuildLock =
+        serde_json::from_str(&fs::read_to_string(dir.join(LOCK_FILE))?).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("`{dir}/{LOCK_FILE}`: {e}"),
+            )
+        })?;
+    let mut paths: Vec<Utf8PathBuf> = lock.files.keys().map(Utf8PathBuf::from).collect();
+    paths.push(LOCK_FILE.into());
+    link_paths(paths.iter(), home)?;
+    switch_current(home, build)?;
+    remove_dangling_links(home)?;
+    Ok(())
 }
 
 fn private_dir(path: &Utf8Path) -> Result<(), Error> {
@@ -206,9 +244,9 @@ fn holds(tree: &OutputTree, dir: &Utf8Path) -> bool {
 
 /// The entries of the home that are links into `.current`: top-level names, except inside
 /// `config/`, which also holds runtime state, where each file is linked on its own.
-fn entries(tree: &OutputTree) -> Vec<Utf8PathBuf> {
+fn entries<'a>(paths: impl Iterator<Item = &'a Utf8PathBuf>) -> Vec<Utf8PathBuf> {
     let mut out: Vec<Utf8PathBuf> = Vec::new();
-    for (path, _) in tree.iter() {
+    for path in paths {
         let mut parts = path.components();
         let first = Utf8PathBuf::from(parts.next().map(|c| c.as_str()).unwrap_or_default());
         let entry = if first == "config" {
@@ -225,7 +263,15 @@ fn entries(tree: &OutputTree) -> Vec<Utf8PathBuf> {
 
 /// Makes every generated entry a relative symlink through `.current` (idempotent).
 fn link_entries(tree: &OutputTree, home: &Utf8Path) -> Result<(), Error> {
-    for entry in entries(tree) {
+    link_paths(tree.iter().map(|(p, _)| p), home)
+}
+
+/// [`link_entries`] for a list of generated paths.
+fn link_paths<'a>(
+    paths: impl Iterator<Item = &'a Utf8PathBuf>,
+    home: &Utf8Path,
+) -> Result<(), Error> {
+    for entry in entries(paths) {
         let depth = entry.components().count() - 1;
         let target = Utf8PathBuf::from(format!("{}{CURRENT}/{entry}", "../".repeat(depth)));
         let path = home.join(&entry);
@@ -277,9 +323,9 @@ fn switch_current(home: &Utf8Path, build: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes builds other than `keep` and stages of builds that crashed (those whose process
-/// is gone; a concurrent build's stage is left alone).
-fn remove_stale(home: &Utf8Path, keep: Option<&str>) -> Result<(), Error> {
+/// Removes builds other than `keep` (none when `keep` is empty) and stages of builds that
+/// crashed (those whose process is gone; a concurrent build's stage is left alone).
+fn remove_stale(home: &Utf8Path, keep: &[&str]) -> Result<(), Error> {
     let current = fs::read_link(home.join(CURRENT)).ok();
     for entry in fs::read_dir(home)? {
         let entry = entry?;
@@ -300,7 +346,7 @@ fn remove_stale(home: &Utf8Path, keep: Option<&str>) -> Result<(), Error> {
         let is_current = current
             .as_deref()
             .is_some_and(|c| c == std::path::Path::new(name));
-        if keep.is_some_and(|k| k != name) && !is_current {
+        if !keep.is_empty() && !keep.contains(&name) && !is_current {
             fs::remove_dir_all(entry.path())?;
         }
     }
@@ -420,18 +466,70 @@ mod tests {
         std::fs::create_dir_all(stale.join("bin")).expect("stale stage");
         write(&tree(&[(LOCK_FILE, "{\"v\": 2}")]), &home).expect("write");
         assert!(!stale.exists());
-        let builds: Vec<String> = std::fs::read_dir(&home)
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(BUILD_PREFIX))
-            .collect();
-        assert_eq!(builds.len(), 1, "{builds:?}");
+        let builds = |home: &Utf8Path| -> Vec<String> {
+            let mut b: Vec<String> = std::fs::read_dir(home)
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(BUILD_PREFIX))
+                .collect();
+            b.sort();
+            b
+        };
+        // The previous build is kept for a switch back; the one before it goes.
+        assert_eq!(builds(&home).len(), 2, "{:?}", builds(&home));
         // The file the new build no longer has is gone, link included.
         assert!(std::fs::symlink_metadata(home.join("config/old.json")).is_err());
         assert_eq!(
             std::fs::read_to_string(home.join(LOCK_FILE)).expect("lock"),
             "{\"v\": 2}"
         );
+        let w = write(&tree(&[(LOCK_FILE, "{\"v\": 3}")]), &home).expect("write");
+        let mut expected = vec![w.build.clone(), w.previous.clone().expect("previous")];
+        expected.sort();
+        assert_eq!(builds(&home), expected);
+    }
+
+    #[test]
+    fn a_switch_back_restores_the_previous_build_and_its_links() {
+        let (_d, dir) = temp();
+        let home = dir.join("home");
+        let lock = |files: &[&str]| {
+            let entries: Vec<String> = files
+                .iter()
+                .map(|f| format!("\"{f}\": {{\"sha256\": \"x\", \"mode\": \"0644\"}}"))
+                .collect();
+            format!(
+                "{{\"format\": 1, \"acoupi_version\": \"0\", \"source\": {{\"path\": \"m\", \"sha256\": \"x\"}}, \"files\": {{{}}}}}",
+                entries.join(", ")
+            )
+        };
+        let old_lock = lock(&["bin/acoupi", "config/old.json"]);
+        let first = write(
+            &tree(&[
+                (LOCK_FILE, &old_lock),
+                ("bin/acoupi", "1"),
+                ("config/old.json", "o"),
+            ]),
+            &home,
+        )
+        .expect("write");
+        let new_lock = lock(&["bin/acoupi", "units/a.service"]);
+        let second = write(
+            &tree(&[
+                (LOCK_FILE, &new_lock),
+                ("bin/acoupi", "2"),
+                ("units/a.service", "u"),
+            ]),
+            &home,
+        )
+        .expect("write");
+        assert_eq!(second.previous.as_deref(), Some(first.build.as_str()));
+        switch_back(&home, &first.build).expect("switch back");
+        assert_eq!(current_build(&home), Some(first.build));
+        let read = |p: &str| std::fs::read_to_string(home.join(p)).ok();
+        assert_eq!(read("bin/acoupi").as_deref(), Some("1"));
+        assert_eq!(read("config/old.json").as_deref(), Some("o"));
+        assert!(std::fs::symlink_metadata(home.join("units")).is_err());
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! `ACOUPI_LOGINCTL`), so failures can be injected: each call's arguments are logged and the
 //! exact command sequence is asserted, including the steps a failure undoes. The stub keeps
 //! whether `acoupi.target` was started, answers `show` from that, and fails the subcommand
-//! named in `ACOUPI_STUB_FAIL`. The broker is the real RabbitMQ on 127.0.0.1:5672, with
+//! named in `ACOUPI_STUB_FAIL`; `ACOUPI_STUB_FAILING_UNIT` shows as failing, while the home's
+//! program holds `ACOUPI_STUB_FAIL_IF` when that is set. The broker is the real RabbitMQ on 127.0.0.1:5672, with
 //! queue names unique to each test. `real_systemd` runs the same sequence against a real
 //! systemd: a private user manager each of its tests starts (`user_manager`).
 
+#[path = "lifecycle/apply.rs"]
+mod apply;
 mod common;
 #[path = "lifecycle/real_systemd.rs"]
 mod real_systemd;
@@ -50,7 +53,8 @@ case "$1" in
   stop) rm -f "$ACOUPI_STUB_DIR/active" ;;
   show)
     if [ -f "$ACOUPI_STUB_DIR/active" ]; then
-      if [ "$unit" = "$ACOUPI_STUB_FAILING_UNIT" ]; then
+      if [ "$unit" = "$ACOUPI_STUB_FAILING_UNIT" ] && { [ -z "$ACOUPI_STUB_FAIL_IF" ] ||
+          grep -qF -- "$ACOUPI_STUB_FAIL_IF" "$ACOUPI_STUB_HOME/config/program.json"; }; then
         printf 'LoadState=loaded\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nNRestarts=1\nJob=\n'
       else
         sub=running; case "$unit" in *.target) sub=active ;; esac

@@ -3,14 +3,14 @@
 use camino::Utf8Path;
 use tokio_util::sync::CancellationToken;
 
-use super::{amqp_connector, fail, load, runtime};
+use super::{amqp_connector, fail, load_service, runtime};
 use crate::ExitStatus;
 use crate::runtime::{self as rt, beat};
 
 /// Runs beat.
 pub fn run(home_flag: Option<&Utf8Path>) -> ExitStatus {
     rt::init_service_logging(home_flag, crate::spec::layout::BEAT_UNIT);
-    let (_home, program) = match load(home_flag) {
+    let (_home, program) = match load_service(home_flag, crate::spec::layout::BEAT_UNIT) {
         Ok(p) => p,
         Err(s) => return s,
     };

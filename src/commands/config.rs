@@ -20,9 +20,34 @@ use crate::spec::{Broker, Program, Secret};
 /// What a masked secret shows as.
 pub const MASK: &str = "***";
 
-/// Shows the configuration.
+/// Runs a `config` subcommand: `show` here, `get`, `set` and `unset` in `config_edit`.
 pub fn run(cmd: &ConfigCommand, home_flag: Option<&Utf8Path>) -> ExitStatus {
-    let ConfigCommand::Show { key, format } = cmd;
+    use crate::manifest::edit::Op;
+    match cmd {
+        ConfigCommand::Show { key, format } => show(key.as_deref(), *format, home_flag),
+        ConfigCommand::Get { path, manifest } => {
+            super::config_edit::get(path.as_deref(), manifest.as_deref(), home_flag)
+        }
+        ConfigCommand::Set(a) => super::config_edit::change(
+            Op::Set {
+                path: a.path.clone(),
+                values: a.values.clone(),
+            },
+            &a.edit,
+            home_flag,
+        ),
+        ConfigCommand::Unset(a) => super::config_edit::change(
+            Op::Unset {
+                path: a.path.clone(),
+            },
+            &a.edit,
+            home_flag,
+        ),
+    }
+}
+
+/// Shows the configuration.
+fn show(key: Option<&str>, format: OutputFormat, home_flag: Option<&Utf8Path>) -> ExitStatus {
     let home = match home::resolve(home_flag) {
         Ok(h) => h,
         Err(e) => return super::fail(e),
@@ -35,7 +60,7 @@ pub fn run(cmd: &ConfigCommand, home_flag: Option<&Utf8Path>) -> ExitStatus {
         Ok(v) => v,
         Err(e) => return super::fail(e),
     };
-    let (prefix, selected) = match key.as_deref() {
+    let (prefix, selected) = match key {
         None | Some("") => (String::new(), &value),
         Some(k) => match lookup(&value, k) {
             Ok(v) => (k.to_owned(), v),

@@ -62,6 +62,21 @@ fn print_failed_unit_log(home: &Utf8Path, services: &[String], e: &Error) {
     }
 }
 
+/// When `cause` says a unit failed to start, prints that unit's last log lines.
+pub(crate) fn print_unit_log(home: &Utf8Path, cause: &str) {
+    let services: Vec<String> = match runtime_config::load_program(home) {
+        Ok(p) => crate::lifecycle::deploy::service_units(&p),
+        Err(_) => return,
+    };
+    let e = Error::Step(crate::lifecycle::deploy::StepFailure {
+        step: String::new(),
+        cause: cause.to_owned(),
+        undone: Vec::new(),
+        undo_failures: Vec::new(),
+    });
+    print_failed_unit_log(home, &services, &e);
+}
+
 /// Deploys the home.
 pub fn run(args: &DeployArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
     let home = match home::resolve(home_flag) {

@@ -6,6 +6,7 @@ pub mod build;
 pub mod check;
 pub mod completions;
 pub mod config;
+pub mod config_edit;
 pub mod db;
 pub mod deploy;
 pub mod detect;
@@ -45,6 +46,29 @@ pub(crate) fn load(
     let home = home::resolve(home_flag).map_err(fail)?;
     let program = runtime_config::load_program(&home).map_err(fail)?;
     Ok((home, Arc::new(program)))
+}
+
+/// [`load`] for the service `unit`, recording which build the program was read from
+/// (`lifecycle::running`), so that `acoupi status` can tell when it is not the built one.
+pub(crate) fn load_service(
+    home_flag: Option<&Utf8Path>,
+    unit: &str,
+) -> Result<(camino::Utf8PathBuf, Arc<Program>), ExitStatus> {
+    let home = home::resolve(home_flag).map_err(fail)?;
+    let before = home::current_build(&home);
+    let loaded = load(Some(&home))?;
+    // A build switched in while the program was read leaves the record unknown.
+    match before {
+        Some(build) if home::current_build(&home).as_ref() == Some(&build) => {
+            if let Err(e) = crate::lifecycle::running::record(&home, unit, &build) {
+                tracing::warn!(error = %e, "cannot record which build this service runs");
+            }
+        }
+        _ => {
+            let _ = std::fs::remove_file(crate::lifecycle::running::path(&home, unit));
+        }
+    }
+    Ok(loaded)
 }
 
 /// How to reach the program's broker over AMQP; the in-process broker is refused with a hint,

@@ -22,6 +22,8 @@ pub fn run(args: &RunArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
             manifest: manifest.clone(),
             check: false,
             stdout: false,
+            // The foreground run is not the deployed units: they are left as they are.
+            no_apply: true,
         };
         let status = super::build::run(&build, home_flag);
         if status != ExitStatus::Success {

@@ -126,6 +126,12 @@ fn text(r: &Report) -> String {
             }
             None => "unknown".to_owned(),
         };
+        let state = match (&u.build, &r.built) {
+            (Some(runs), Some(built)) if runs != built => {
+                format!("{state}, runs an older build (`{runs}`)")
+            }
+            _ => state,
+        };
         let _ = writeln!(out, "  {:<40} {state}", u.unit);
     }
     let _ = writeln!(out, "\nworkers");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use camino::Utf8Path;
 use tokio_util::sync::CancellationToken;
 
-use super::{amqp_connector, fail, load, runtime};
+use super::{amqp_connector, fail, load_service, runtime};
 use crate::ExitStatus;
 use crate::cli::WorkerArgs;
 use crate::runtime::{self as rt, tasks::Registry};
@@ -13,7 +13,8 @@ use crate::runtime::{self as rt, tasks::Registry};
 /// Runs the worker; exit 0 after a clean, drained shutdown.
 pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
     rt::init_service_logging(home_flag, &crate::spec::layout::worker_unit(&args.name));
-    let (_home, program) = match load(home_flag) {
+    let unit = crate::spec::layout::worker_unit(&args.name);
+    let (_home, program) = match load_service(home_flag, &unit) {
         Ok(p) => p,
         Err(s) => return s,
     };

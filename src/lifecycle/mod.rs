@@ -9,11 +9,14 @@
 //! In: a built home. Out: running systemd user units and `config/deployment.json`, or a
 //! one-line reason why not, with nothing left half done.
 
+pub mod apply;
+pub mod changes;
 pub mod deploy;
 pub mod deployment;
 pub mod logs;
 pub mod preflight;
 pub mod python_units;
+pub mod running;
 pub mod sandbox;
 pub mod status;
 pub mod systemd;

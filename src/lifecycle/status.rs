@@ -39,6 +39,9 @@ pub struct UnitReport {
     pub unit: String,
     /// Its state; `None` when the service manager could not be asked.
     pub state: Option<UnitState>,
+    /// The build its running process started from (`run/<unit>.build`), when it runs and
+    /// that is known.
+    pub build: Option<String>,
 }
 
 /// What a worker is doing.
@@ -191,6 +194,9 @@ pub struct Report {
     pub deployment: Option<Deployment>,
     /// The target and every service unit.
     pub units: Vec<UnitReport>,
+    /// The build the home holds now (`.build-<digest>`), which running units are compared
+    /// with.
+    pub built: Option<String>,
     /// The sandbox of the linked units (`reduced` when their drop-ins are in the user unit
     /// directory); `None` when they are not linked there.
     pub sandbox: Option<Profile>,
@@ -299,6 +305,7 @@ pub fn gather(
         Some(_) => {}
     }
 
+    let built = crate::home::current_build(home);
     let mut unit_names = vec![TARGET_UNIT.to_owned()];
     unit_names.extend(super::deploy::service_units(program));
     let mut units = Vec::new();
@@ -332,7 +339,18 @@ pub fn gather(
                 s.active_state, s.sub_state
             ));
         }
-        units.push(UnitReport { unit, state });
+        let build = match &state {
+            Some(s) if s.is_up() && unit != TARGET_UNIT => super::running::read(home, &unit),
+            _ => None,
+        };
+        if let (Some(runs), Some(built)) = (&build, &built)
+            && runs != built
+        {
+            problems.push(format!(
+                "`{unit}` runs the spec of build `{runs}`, not the one built (`{built}`): restart it with `systemctl --user restart {unit}`"
+            ));
+        }
+        units.push(UnitReport { unit, state, build });
     }
 
     let mut all_queues = Vec::new();
@@ -508,6 +526,7 @@ pub fn gather(
         program: program.name.clone(),
         deployment,
         units,
+        built,
         sandbox: unit_dir.and_then(|dir| linked_sandbox(dir, home, program)),
         broker,
         workers,

@@ -6,6 +6,7 @@
 
 pub mod ast;
 mod pieces;
+pub mod edit;
 mod prescan;
 mod reader;
 mod sensor;
@@ -40,7 +41,7 @@ pub const TOP_LEVEL: &[&str] = &[
 /// Stack of the thread the KDL parser runs on. Its recursion goes one level per `{` (at
 /// most [`MAX_DEPTH`]) and one per stray token its error recovery restarts at (bounded by
 /// the pre-scan); 64 MiB is reserved, and only what the parse touches is used.
-const PARSER_STACK: usize = 64 * 1024 * 1024;
+pub(crate) const PARSER_STACK: usize = 64 * 1024 * 1024;
 
 /// Parses manifest text into the raw AST.
 ///

@@ -297,3 +297,112 @@ fn without_a_mount_namespace_deploy_explains_and_the_reduced_sandbox_runs() {
         "226/NAMESPACE",
     );
 }
+
+/// `acoupi config set` on a deployed home under a real systemd: the edit restarts only the
+/// worker that reads what changed, which then runs the new build; an edit whose units cannot
+/// start (a storage path under `/proc`, which their `ExecStartPre=` cannot create) is rolled
+/// back to the previous build, and the old units run again.
+#[test]
+fn real_user_systemd_applies_an_edit_and_rolls_a_failing_one_back() {
+    let m = private_manager();
+    let w = World::new();
+    let services = w.services();
+    let mut units = services.clone();
+    units.push("acoupi.target".to_owned());
+    let out = w.real(&m, &["deploy"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        m.diagnose(&units)
+    );
+    assert_healthy(&w, &m, &units);
+    let pids = |m: &UserManager| -> Vec<String> {
+        services.iter().map(|s| m.property(s, "MainPID")).collect()
+    };
+    let current = |w: &World| {
+        std::fs::read_link(w.home.join(".current"))
+            .expect("link")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let before = pids(&m);
+
+    // Only `rest` runs the detector.
+    let out = w.real(&m, &["config", "set", "detector.bats.threshold", "0.7"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        m.diagnose(&units)
+    );
+    assert!(
+        stderr(&out).contains("restarted `acoupi-worker-rest.service`"),
+        "{}",
+        stderr(&out)
+    );
+    // Shown with `--nocapture`: what the user sees.
+    eprintln!(
+        "$ acoupi config set detector.bats.threshold 0.7\n{}",
+        stderr(&out)
+    );
+    let after = pids(&m);
+    assert_eq!(after[0], before[0], "rec was restarted");
+    assert_ne!(after[1], before[1], "rest was not restarted");
+    assert_eq!(after[2], before[2], "beat was restarted");
+    let report = assert_healthy(&w, &m, &units);
+    // The restarted worker runs the new build, and so, in effect, do the others: nothing
+    // they read changed, so their record moved on with the home and status is healthy.
+    let built = current(&w);
+    assert_eq!(report["built"], built.as_str());
+    let builds = |report: &Value| -> Vec<Value> {
+        report["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .filter(|u| u["unit"] != "acoupi.target")
+            .map(|u| u["build"].clone())
+            .collect()
+    };
+    assert_eq!(builds(&report), vec![Value::from(built.as_str()); 3]);
+    let out = w.real(&m, &["config", "show", "detectors.0.kind.threshold"]);
+    assert_eq!(stdout(&out), "0.7\n");
+
+    // A storage path no unit can create: every unit restarts, fails, and the home goes back.
+    let manifest = std::fs::read(&w.manifest).expect("manifest");
+    let before = pids(&m);
+    let out = w.real(
+        &m,
+        &[
+            "config",
+            "set",
+            "paths.metadata",
+            "/proc/acoupi-test/metadata.db",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    eprintln!("$ acoupi config set paths.metadata /proc/acoupi-test/metadata.db\n{err}");
+    assert!(
+        err.contains("the home was switched back to its previous build")
+            && !err.contains("part of the way back failed")
+            && err.contains("was restored as it was before the edit"),
+        "{err}\n{}",
+        m.diagnose(&units)
+    );
+    assert_eq!(current(&w), built);
+    assert_eq!(std::fs::read(&w.manifest).expect("manifest"), manifest);
+    let report = assert_healthy(&w, &m, &units);
+    assert_eq!(builds(&report), vec![Value::from(built.as_str()); 3]);
+    for (s, pid) in services.iter().zip(before) {
+        assert_ne!(m.property(s, "MainPID"), pid, "{s} was not restarted");
+        assert_eq!(m.property(s, "SubState"), "running", "{s}");
+    }
+    let out = w.real(&m, &["stop", "--purge"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_consumers_and_delete_queues(&w, 0);
+}
