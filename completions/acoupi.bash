@@ -49,6 +49,9 @@ _acoupi() {
             acoupi,help)
                 cmd="acoupi__subcmd__help"
                 ;;
+            acoupi,import)
+                cmd="acoupi__subcmd__import"
+                ;;
             acoupi,init)
                 cmd="acoupi__subcmd__init"
                 ;;
@@ -91,17 +94,35 @@ _acoupi() {
             acoupi__subcmd__bench__subcmd__help,queue)
                 cmd="acoupi__subcmd__bench__subcmd__help__subcmd__queue"
                 ;;
+            acoupi__subcmd__config,get)
+                cmd="acoupi__subcmd__config__subcmd__get"
+                ;;
             acoupi__subcmd__config,help)
                 cmd="acoupi__subcmd__config__subcmd__help"
+                ;;
+            acoupi__subcmd__config,set)
+                cmd="acoupi__subcmd__config__subcmd__set"
                 ;;
             acoupi__subcmd__config,show)
                 cmd="acoupi__subcmd__config__subcmd__show"
                 ;;
+            acoupi__subcmd__config,unset)
+                cmd="acoupi__subcmd__config__subcmd__unset"
+                ;;
+            acoupi__subcmd__config__subcmd__help,get)
+                cmd="acoupi__subcmd__config__subcmd__help__subcmd__get"
+                ;;
             acoupi__subcmd__config__subcmd__help,help)
                 cmd="acoupi__subcmd__config__subcmd__help__subcmd__help"
                 ;;
+            acoupi__subcmd__config__subcmd__help,set)
+                cmd="acoupi__subcmd__config__subcmd__help__subcmd__set"
+                ;;
             acoupi__subcmd__config__subcmd__help,show)
                 cmd="acoupi__subcmd__config__subcmd__help__subcmd__show"
+                ;;
+            acoupi__subcmd__config__subcmd__help,unset)
+                cmd="acoupi__subcmd__config__subcmd__help__subcmd__unset"
                 ;;
             acoupi__subcmd__db,detections)
                 cmd="acoupi__subcmd__db__subcmd__detections"
@@ -166,6 +187,9 @@ _acoupi() {
             acoupi__subcmd__help,help)
                 cmd="acoupi__subcmd__help__subcmd__help"
                 ;;
+            acoupi__subcmd__help,import)
+                cmd="acoupi__subcmd__help__subcmd__import"
+                ;;
             acoupi__subcmd__help,init)
                 cmd="acoupi__subcmd__help__subcmd__init"
                 ;;
@@ -196,8 +220,17 @@ _acoupi() {
             acoupi__subcmd__help__subcmd__bench,queue)
                 cmd="acoupi__subcmd__help__subcmd__bench__subcmd__queue"
                 ;;
+            acoupi__subcmd__help__subcmd__config,get)
+                cmd="acoupi__subcmd__help__subcmd__config__subcmd__get"
+                ;;
+            acoupi__subcmd__help__subcmd__config,set)
+                cmd="acoupi__subcmd__help__subcmd__config__subcmd__set"
+                ;;
             acoupi__subcmd__help__subcmd__config,show)
                 cmd="acoupi__subcmd__help__subcmd__config__subcmd__show"
+                ;;
+            acoupi__subcmd__help__subcmd__config,unset)
+                cmd="acoupi__subcmd__help__subcmd__config__subcmd__unset"
                 ;;
             acoupi__subcmd__help__subcmd__db,detections)
                 cmd="acoupi__subcmd__help__subcmd__db__subcmd__detections"
@@ -284,7 +317,7 @@ _acoupi() {
 
     case "${cmd}" in
         acoupi)
-            opts="-h -V --home --help --version check build worker beat run task workers bench devices deploy status stop logs init config db detect completions help"
+            opts="-h -V --home --help --version check build worker beat run task workers bench devices deploy status stop logs init config db detect import completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -458,7 +491,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__build)
-            opts="-h --check --stdout --home --help"
+            opts="-h --check --stdout --no-apply --home --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -520,7 +553,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__config)
-            opts="-h --home --help show help"
+            opts="-h --home --help show get set unset help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -537,8 +570,30 @@ _acoupi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        acoupi__subcmd__config__subcmd__get)
+            opts="-h --manifest --home --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         acoupi__subcmd__config__subcmd__help)
-            opts="show help"
+            opts="show get set unset help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -551,7 +606,35 @@ _acoupi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        acoupi__subcmd__config__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         acoupi__subcmd__config__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__config__subcmd__help__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -579,6 +662,42 @@ _acoupi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        acoupi__subcmd__config__subcmd__help__subcmd__unset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__config__subcmd__set)
+            opts="-h --manifest --dry-run --no-apply --home --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         acoupi__subcmd__config__subcmd__show)
             opts="-h --format --home --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -588,6 +707,28 @@ _acoupi() {
             case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__config__subcmd__unset)
+            opts="-h --manifest --dry-run --no-apply --home --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --home)
@@ -864,7 +1005,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__deploy)
-            opts="-h --name --latitude --longitude --sandbox --check --home --help"
+            opts="-h --name --latitude --longitude --sandbox --check --replace-python-acoupi --yes --home --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -946,7 +1087,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__help)
-            opts="check build worker beat run task workers bench devices deploy status stop logs init config db detect completions help"
+            opts="check build worker beat run task workers bench devices deploy status stop logs init config db detect import completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1058,7 +1199,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__help__subcmd__config)
-            opts="show"
+            opts="show get set unset"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1071,7 +1212,49 @@ _acoupi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        acoupi__subcmd__help__subcmd__config__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__help__subcmd__config__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         acoupi__subcmd__help__subcmd__config__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__help__subcmd__config__subcmd__unset)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1198,6 +1381,20 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1400,6 +1597,32 @@ _acoupi() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__import)
+            opts="-o -h --output --force --home --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -5,8 +5,8 @@
 //! properties, wrong types, values that do not parse). Meaning is checked later, in `model`.
 
 pub mod ast;
-mod pieces;
 pub mod edit;
+mod pieces;
 mod prescan;
 mod reader;
 mod sensor;

@@ -82,6 +82,7 @@ fn parse(source: &str) -> Result<Parsed, Error> {
     let work = || -> Result<Parsed, Error> {
         let scan = super::prescan::prescan(source)
             .map_err(|_| invalid())?
+            .text
             .into_owned();
         let doc = KdlDocument::parse_v2(&scan).map_err(|_| invalid())?;
         Ok(Parsed { scan, doc })
