@@ -43,6 +43,19 @@ pub struct Replaced {
     pub moved: Vec<(Utf8PathBuf, Utf8PathBuf)>,
 }
 
+/// Whether the file at `path` is one of the original's units: one of their names, with the
+/// description line the original writes.
+pub fn is_original(path: &Utf8Path) -> bool {
+    let Some(marker) = UNITS
+        .iter()
+        .find(|(unit, _)| path.file_name() == Some(*unit))
+        .map(|(_, marker)| *marker)
+    else {
+        return false;
+    };
+    std::fs::read_to_string(path).is_ok_and(|text| text.lines().any(|l| l.trim() == marker))
+}
+
 /// The original's units in `dir` (not links to `home`'s own units). A file with one of their
 /// names that is not the original's is an error: it is not ours to stop.
 pub fn find(

@@ -26,14 +26,14 @@ pub enum Error {
         reason: String,
     },
     /// Another file holds the unit's name.
-    #[error(
-        "`{path}` exists and is not a link to this home's unit{points}: stop the deployment it belongs to, or remove it"
-    )]
+    #[error("`{path}` exists and is not a link to this home's unit{points}: {advice}")]
     Foreign {
         /// The entry in the unit directory.
         path: Utf8PathBuf,
         /// ` (it points at …)` when it is a link.
         points: String,
+        /// What to do about it.
+        advice: &'static str,
     },
 }
 
@@ -95,9 +95,16 @@ pub fn entry(dir: &Utf8Path, home: &Utf8Path, unit: &str) -> Entry {
 pub fn link(dir: &Utf8Path, home: &Utf8Path, units: &[String]) -> Result<Vec<Utf8PathBuf>, Error> {
     for unit in units {
         if let Entry::Foreign(points) = entry(dir, home, unit) {
+            let path = dir.join(unit);
+            let advice = if super::python_units::is_original(&path) {
+                "it is the Python acoupi's unit; `acoupi deploy --replace-python-acoupi` stops it and sets it aside (and puts it back if our deploy fails)"
+            } else {
+                "stop the deployment it belongs to, or remove it"
+            };
             return Err(Error::Foreign {
-                path: dir.join(unit),
+                path,
                 points,
+                advice,
             });
         }
         let source = target(home, unit);

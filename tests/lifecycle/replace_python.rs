@@ -43,7 +43,10 @@ fn the_python_units_are_stopped_disabled_and_set_aside_then_ours_deploy() {
     let out = w.run(&["deploy"]);
     assert_eq!(code(&out), 1);
     assert!(
-        stderr(&out).contains("acoupi-beat.service` exists and is not a link to this home's unit"),
+        stderr(&out).contains("acoupi-beat.service` exists and is not a link to this home's unit")
+            && stderr(&out).contains(
+                "it is the Python acoupi's unit; `acoupi deploy --replace-python-acoupi` stops it"
+            ),
         "{}",
         stderr(&out)
     );
