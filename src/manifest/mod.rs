@@ -68,6 +68,16 @@ pub fn parse(source: &str, diags: &mut Diagnostics) -> Option<Ast> {
     ast
 }
 
+/// How many threads parse a large manifest: `ACOUPI_PARSE_THREADS` when it is a positive
+/// number (1 parses in one piece), else the number of cores.
+fn parse_threads() -> usize {
+    std::env::var("ACOUPI_PARSE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// [`parse`], on the current thread, with its own collector.
 fn parse_here(source: &str) -> (Option<Ast>, Diagnostics) {
     let mut diags = Diagnostics::default();
@@ -81,8 +91,7 @@ fn parse_here(source: &str) -> (Option<Ast>, Diagnostics) {
     };
     let text = &scanned.text;
     let parsed = if text.len() >= pieces::MIN_BYTES {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        pieces::parse(text, &scanned.splits, cores, PARSER_STACK)
+        pieces::parse(&scanned, parse_threads(), PARSER_STACK)
     } else {
         KdlDocument::parse_v2(text)
     };

@@ -45,11 +45,23 @@ pub const SAFE_SOLID: usize = 16 * 1024;
 pub(crate) struct Prescanned<'a> {
     /// The source with its comments blanked.
     pub(crate) text: Cow<'a, str>,
-    /// Offsets, in order, of the lines that start with a top-level node: a newline at depth 0
-    /// outside strings, comments and type annotations, not continued by a `\` or a `/-`
-    /// before it. Empty when the scan doubts a token (the file is malformed: it is parsed
-    /// whole, so that its syntax errors are exactly the parser's).
-    pub(crate) splits: Vec<usize>,
+    /// The lines, in order, that start with a top-level node or with a child of a top-level
+    /// node: after a newline at depth 0 or 1 outside strings, comments and type annotations,
+    /// not continued by a `\` or a `/-` before it, and (at depth 1) not inside the block of a
+    /// node with a `/-` in it. Empty when the scan doubts a token (the file is malformed: it
+    /// is parsed whole, so that its syntax errors are exactly the parser's).
+    pub(crate) splits: Vec<Split>,
+    /// Offsets, in order, of the `}` that close top-level nodes' children blocks.
+    pub(crate) closes: Vec<usize>,
+}
+
+/// A line start where the text may be cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Split {
+    /// Its offset.
+    pub(crate) at: usize,
+    /// 0 before a top-level node, 1 before a child of one.
+    pub(crate) depth: u8,
 }
 
 /// Blanks comments and checks nesting; see the module documentation.
@@ -61,6 +73,7 @@ pub(crate) fn prescan(source: &str) -> Result<Prescanned<'_>, Issue> {
         doubt: None,
         solid: 0,
         splits: Vec::new(),
+        closes: Vec::new(),
     };
     s.run()?;
     if let Some(doubt) = s.doubt {
@@ -69,11 +82,12 @@ pub(crate) fn prescan(source: &str) -> Result<Prescanned<'_>, Issue> {
         }
         s.splits.clear();
     }
-    let splits = s.splits;
+    let (splits, closes) = (s.splits, s.closes);
     if s.blank.is_empty() {
         return Ok(Prescanned {
             text: Cow::Borrowed(source),
             splits,
+            closes,
         });
     }
     let mut out = source.as_bytes().to_vec();
@@ -87,6 +101,7 @@ pub(crate) fn prescan(source: &str) -> Result<Prescanned<'_>, Issue> {
             String::from_utf8(out).expect("blanking whole comments keeps the text UTF-8"),
         ),
         splits,
+        closes,
     })
 }
 
@@ -135,7 +150,9 @@ struct Scanner<'a> {
     /// Bytes other than spaces and newlines outside comments, strings included.
     solid: usize,
     /// See [`Prescanned::splits`].
-    splits: Vec<usize>,
+    splits: Vec<Split>,
+    /// See [`Prescanned::closes`].
+    closes: Vec<usize>,
 }
 
 /// KDL's whitespace other than newlines (`unicode-space`).
@@ -200,6 +217,10 @@ impl Scanner<'_> {
         // The last token was a `\` (the node goes on on the next line) or a `/-` (which
         // comments out whatever comes next, on this line or the next).
         let mut continued = false;
+        // A `/-` in the current top-level node, and whether the block open at depth 1 is
+        // that of such a node (its children may be commented out: never cut inside it).
+        let mut dashed_node = false;
+        let mut dashed_block = false;
         let mut i = 0;
         while i < n {
             let b = self.bytes[i];
@@ -207,8 +228,13 @@ impl Scanner<'_> {
             if nl > 0 {
                 i += nl;
                 last = Last::Break;
-                if depth == 0 && !in_type && !continued && i < n {
-                    self.splits.push(i);
+                if !in_type && !continued && i < n {
+                    if depth == 0 {
+                        dashed_node = false;
+                        self.splits.push(Split { at: i, depth: 0 });
+                    } else if depth == 1 && !dashed_block {
+                        self.splits.push(Split { at: i, depth: 1 });
+                    }
                 }
                 continue;
             }
@@ -244,6 +270,13 @@ impl Scanner<'_> {
             }
             self.solid += 1;
             continued = b == b'\\' || (b == b'/' && self.bytes.get(i + 1) == Some(&b'-'));
+            if depth == 0 {
+                if b == b'/' && self.bytes.get(i + 1) == Some(&b'-') {
+                    dashed_node = true;
+                } else if b == b';' {
+                    dashed_node = false;
+                }
+            }
             if last == Last::Close && !matches!(b, b'}' | b';' | b'/' | b'\\') {
                 self.doubt(
                     i,
@@ -277,6 +310,9 @@ impl Scanner<'_> {
                     continue;
                 }
                 b'{' => {
+                    if depth == 0 {
+                        dashed_block = dashed_node;
+                    }
                     depth += 1;
                     if depth > MAX_DEPTH {
                         return Err(Issue::TooDeep {
@@ -296,6 +332,9 @@ impl Scanner<'_> {
                         );
                     } else {
                         depth -= 1;
+                        if depth == 0 {
+                            self.closes.push(i);
+                        }
                     }
                     last = Last::Close;
                 }
@@ -352,6 +391,10 @@ impl Scanner<'_> {
                 }
             }
             i += 1;
+        }
+        if depth > 0 || in_type {
+            // A block or type annotation never closed: malformed, so parsed whole.
+            self.splits.clear();
         }
         Ok(())
     }
@@ -413,8 +456,15 @@ mod tests {
         assert_eq!(blanked(src), src);
     }
 
+    /// The offsets of the top-level splits.
     fn splits(src: &str) -> Vec<usize> {
-        prescan(src).expect("no stopping issue").splits
+        prescan(src)
+            .expect("no stopping issue")
+            .splits
+            .iter()
+            .filter(|s| s.depth == 0)
+            .map(|s| s.at)
+            .collect()
     }
 
     #[test]
@@ -427,6 +477,20 @@ mod tests {
             splits("a \\\n  1\nb /-\n  2\nc \\ // note\n 3\nd\n"),
             [8, 17, 32]
         );
+        // Children of top-level nodes, unless the node has a `/-` in it.
+        let scanned = prescan("a {\n  b\n  c { d\n  }\n}\n/-e {\n  f\n}\ng /-1 {\n  h\n}\n")
+            .expect("no stopping issue");
+        let at = |depth| {
+            scanned
+                .splits
+                .iter()
+                .filter(|s| s.depth == depth)
+                .map(|s| s.at)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at(0), [22, 34]);
+        assert_eq!(at(1), [4, 8, 20]);
+        assert_eq!(scanned.closes, [20, 32, 46]);
         // A file the scan doubts is not cut at all.
         assert!(splits("a 1\n}\nb 2\n").is_empty());
     }
