@@ -26,6 +26,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod messaging;
 pub mod model;
+pub mod models;
 pub mod plan;
 pub mod report;
 
@@ -75,5 +76,6 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Config(cmd) => commands::config::run(cmd, cli.home.as_deref()),
         cli::Command::Db(cmd) => commands::db::run(cmd, cli.home.as_deref()),
         cli::Command::Detect(args) => commands::detect::run(args, cli.home.as_deref()),
+        cli::Command::Models(cmd) => commands::models::run(cmd),
     }
 }

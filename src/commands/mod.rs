@@ -11,6 +11,7 @@ pub mod detect;
 pub mod devices;
 pub mod init;
 pub mod logs;
+pub mod models;
 pub mod run;
 pub mod status;
 pub mod stop;
