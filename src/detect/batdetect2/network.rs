@@ -428,19 +428,72 @@ impl Network {
         drop(x3);
         let x = self.up[1].forward((x + &x2)?)?;
         drop(x2);
-        let x = self.up[2].forward((x + &x1)?)?;
+        let x = (x + &x1)?;
         drop(x1);
-        let x = self.conv_op.forward(x, true)?;
-        let size = self.size_op.forward(x.clone(), true)?;
-        let logits = self.classes_op.forward(x, false)?;
-        let (_, _, h, w) = logits.dims4()?;
+        self.full_resolution(&x)
+    }
+
+    /// The last decoder block and the heads, which work at the input's full resolution,
+    /// run on strips of [`STRIP`] columns so that no full-resolution tensor exists (each is
+    /// 50 MB for 3 s of audio, and a convolution holds three at once). Every layer here is
+    /// local, so a strip computed with a margin of source columns and cropped is exactly
+    /// the whole computation's columns: the ×2 upsampling of a slab differs from the whole
+    /// image's only in its first and last columns, and each 3×3 convolution spoils one more
+    /// column at a slab edge that is not an image edge; 4 source columns (8 output columns)
+    /// of margin cover the 1 + 1 + 1 spoilt.
+    fn full_resolution(&self, x: &Tensor) -> candle_core::Result<Outputs> {
+        const MARGIN: usize = 4;
+        let (_, _, half_h, half_w) = x.dims4()?;
+        let (height, width) = (2 * half_h, 2 * half_w);
+        let plane = height * width;
+        let classes = self.classes_op.weight.dims()[0];
+        let mut class_logits = vec![0.0f32; classes * plane];
+        let mut size = vec![0.0f32; 2 * plane];
+        for a in (0..width).step_by(STRIP) {
+            let b = (a + STRIP).min(width);
+            let (sa, sb) = ((a / 2).saturating_sub(MARGIN), (b / 2 + MARGIN).min(half_w));
+            let c0 = 2 * sa; // the slab's first column, in full-resolution columns
+            let slab = x.narrow(3, sa, sb - sa)?;
+            let y = self.up[2].forward(slab)?;
+            let y = self.conv_op.forward(y, true)?;
+            let y = y.narrow(3, a - c0, b - a)?;
+            let sizes = self.size_op.forward(y.clone(), true)?;
+            let logits = self.classes_op.forward(y, false)?;
+            scatter(&logits, &mut class_logits, height, width, a)?;
+            scatter(&sizes, &mut size, height, width, a)?;
+        }
         Ok(Outputs {
-            height: h,
-            width: w,
-            class_logits: logits.flatten_all()?.to_vec1::<f32>()?,
-            size: size.flatten_all()?.to_vec1::<f32>()?,
+            height,
+            width,
+            class_logits,
+            size,
         })
     }
+}
+
+/// Columns of full resolution computed at once.
+const STRIP: usize = 512;
+
+/// Copies `strip` (`1 × channels × height × w`) into columns `a..a + w` of `out`
+/// (`channels × height × width`).
+fn scatter(
+    strip: &Tensor,
+    out: &mut [f32],
+    height: usize,
+    width: usize,
+    a: usize,
+) -> candle_core::Result<()> {
+    let (_, channels, h, w) = strip.dims4()?;
+    debug_assert_eq!(h, height);
+    let values = strip.flatten_all()?.to_vec1::<f32>()?;
+    for c in 0..channels {
+        for y in 0..height {
+            let from = (c * height + y) * w;
+            let to = (c * height + y) * width + a;
+            out[to..to + w].copy_from_slice(&values[from..from + w]);
+        }
+    }
+    Ok(())
 }
 
 /// `x` with the coordinate channel (`coords`, one value per row) appended.
