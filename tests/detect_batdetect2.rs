@@ -16,7 +16,10 @@
 
 mod common;
 
-use acoupi::detect::batdetect2::{Batdetect2, Model, Settings, postprocess::Detection, resample};
+use acoupi::detect::batdetect2::params::Params;
+use acoupi::detect::batdetect2::{
+    Batdetect2, Model, Settings, network, postprocess::Detection, resample,
+};
 use common::batdetect2::{Signal, as_float, fixtures, model, signals, synthesise, write_wav};
 use serde_json::Value;
 
@@ -121,6 +124,11 @@ fn compare_detections(what: &str, got: &[Detection], want: &Value, worst: &mut W
 #[test]
 fn every_stage_matches_batdetect2_on_the_test_signals() {
     let model = Model::load(&model()).expect("the model loads");
+    // The parameters come from the checkpoint, every one understood.
+    let params = network::read_params(&model.path).expect("candle reads the checkpoint's params");
+    let (params, unused) = Params::from_pickle(params);
+    assert!(unused.is_empty(), "{unused:?}");
+    assert_eq!(params, model.params);
     let reference = reference();
     assert_eq!(
         reference["class_names"],

@@ -65,6 +65,14 @@ pub enum LoadError {
         "no BatDetect2 model is named and `HOME` is not set to find the installed one; name it with `model`"
     )]
     NoDefault,
+    /// The checkpoint's parameters ask for processing acoupi does not implement.
+    #[error("the BatDetect2 model `{path}` needs {what}")]
+    Unsupported {
+        /// The checkpoint.
+        path: Utf8PathBuf,
+        /// What it needs.
+        what: String,
+    },
     /// The checkpoint could not be used.
     #[error(transparent)]
     Network(#[from] network::LoadError),
@@ -91,6 +99,12 @@ impl Model {
                 Params::default()
             }
         };
+        if let Some(what) = params.unsupported() {
+            return Err(LoadError::Unsupported {
+                path: path.to_owned(),
+                what,
+            });
+        }
         let network = Network::load(path, &params)?;
         Ok(Model {
             path: path.to_owned(),

@@ -39,6 +39,15 @@ pub struct Params {
     pub nms_top_k_per_sec: f64,
     /// The species, in the order of the network's class outputs.
     pub class_names: Vec<String>,
+    /// The architecture (`Net2DFast`, the only one implemented).
+    pub model_name: String,
+    /// The spectrogram's scaling (`pcen`, the only one implemented).
+    pub spec_scale: String,
+    /// Whether each band's mean is removed (true, the only setting implemented).
+    pub denoise_spec_avg: bool,
+    /// Whether the spectrogram is scaled to a maximum of 1 (false, the only setting
+    /// implemented).
+    pub max_scale_spec: bool,
 }
 
 /// The species of BatDetect2's UK model, in output order: the fallback when the checkpoint's
@@ -80,6 +89,10 @@ impl Default for Params {
             nms_kernel_size: 9,
             nms_top_k_per_sec: 200.0,
             class_names: UK_CLASSES.iter().map(|s| (*s).to_owned()).collect(),
+            model_name: "Net2DFast".into(),
+            spec_scale: "pcen".into(),
+            denoise_spec_avg: true,
+            max_scale_spec: false,
         }
     }
 }
@@ -109,6 +122,10 @@ impl Params {
                 "detection_threshold" => set_float(&value, |v| out.detection_threshold = v),
                 "nms_kernel_size" => set_int(&value, |v| out.nms_kernel_size = v as usize),
                 "nms_top_k_per_sec" => set_float(&value, |v| out.nms_top_k_per_sec = v),
+                "model_name" => set_string(&value, |v| out.model_name = v),
+                "spec_scale" => set_string(&value, |v| out.spec_scale = v),
+                "denoise_spec_avg" => set_bool(&value, |v| out.denoise_spec_avg = v),
+                "max_scale_spec" => set_bool(&value, |v| out.max_scale_spec = v),
                 "class_names" => match &value {
                     Object::List(items) => {
                         let names: Vec<String> = items
@@ -133,6 +150,32 @@ impl Params {
             }
         }
         (out, unused)
+    }
+
+    /// What in these parameters acoupi's implementation does not do, if anything.
+    pub fn unsupported(&self) -> Option<String> {
+        if self.model_name != "Net2DFast" {
+            return Some(format!(
+                "model `{}` (only `Net2DFast` is implemented)",
+                self.model_name
+            ));
+        }
+        if self.spec_scale != "pcen" {
+            return Some(format!(
+                "spectrogram scaling `{}` (only `pcen` is implemented)",
+                self.spec_scale
+            ));
+        }
+        if !self.denoise_spec_avg || self.max_scale_spec {
+            return Some(
+                "a spectrogram without mean removal, or scaled to a maximum of 1 (not implemented)"
+                    .into(),
+            );
+        }
+        if self.n_fft() < 2 || self.hop() == 0 || self.resize_factor <= 0.0 {
+            return Some("a degenerate STFT window, overlap or resize factor".into());
+        }
+        None
     }
 
     /// STFT window length, samples (512).
@@ -167,6 +210,24 @@ fn set_int(value: &Object, set: impl FnOnce(i64)) -> bool {
     true
 }
 
+/// Applies a string entry.
+fn set_string(value: &Object, set: impl FnOnce(String)) -> bool {
+    match value {
+        Object::Unicode(s) => set(s.clone()),
+        _ => return false,
+    }
+    true
+}
+
+/// Applies a boolean entry.
+fn set_bool(value: &Object, set: impl FnOnce(bool)) -> bool {
+    match value {
+        Object::Bool(b) => set(*b),
+        _ => return false,
+    }
+    true
+}
+
 /// Applies a number entry.
 fn set_float(value: &Object, set: impl FnOnce(f64)) -> bool {
     match value {
@@ -176,4 +237,59 @@ fn set_float(value: &Object, set: impl FnOnce(f64)) -> bool {
         _ => return false,
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: Object) -> (Object, Object) {
+        (Object::Unicode(key.into()), value)
+    }
+
+    #[test]
+    fn checkpoint_entries_override_the_defaults_and_odd_ones_are_named() {
+        let (p, unused) = Params::from_pickle(Object::Dict(vec![
+            entry("nms_top_k_per_sec", Object::Int(100)),
+            entry("fft_overlap", Object::Float(0.5)),
+            entry(
+                "class_names",
+                Object::List(vec![Object::Unicode("Bat".into())]),
+            ),
+            entry("max_freq", Object::Unicode("lots".into())),
+            entry("lr", Object::Float(0.001)),
+        ]));
+        assert_eq!(p.nms_top_k_per_sec, 100.0);
+        assert_eq!(p.fft_overlap, 0.5);
+        assert_eq!(p.hop(), 256);
+        assert_eq!(p.class_names, ["Bat"]);
+        assert_eq!(p.max_freq, 120_000.0);
+        assert_eq!(unused, ["max_freq"]);
+    }
+
+    #[test]
+    fn only_what_is_implemented_is_accepted() {
+        assert_eq!(Params::default().unsupported(), None);
+        let p = Params {
+            model_name: "Net2DFastNoAttn".into(),
+            ..Params::default()
+        };
+        assert!(
+            p.unsupported()
+                .expect("refused")
+                .contains("Net2DFastNoAttn")
+        );
+        let p = Params {
+            spec_scale: "log".into(),
+            ..Params::default()
+        };
+        assert!(p.unsupported().expect("refused").contains("`log`"));
+    }
+
+    #[test]
+    fn the_window_is_512_samples_every_128() {
+        let p = Params::default();
+        assert_eq!((p.n_fft(), p.n_overlap(), p.hop()), (512, 384, 128));
+        assert_eq!(p.x_to_time(0.0), 384.0 / 256_000.0);
+    }
 }
