@@ -32,6 +32,7 @@ use std::io::BufReader;
 use camino::Utf8Path;
 use candle_core::{D, DType, Device, Tensor};
 
+use super::conv;
 use super::params::Params;
 
 /// Why a checkpoint cannot be used.
@@ -58,22 +59,17 @@ pub enum LoadError {
 /// A convolution with its bias (and any batch norm folded in).
 #[derive(Debug)]
 struct Conv {
+    /// The kernel flattened to `out × (in · kh · kw)`.
     weight: Tensor,
-    /// Shape `(1, out, 1, 1)`.
-    bias: Tensor,
-    padding: usize,
+    bias: Vec<f32>,
+    shape: conv::Shape,
 }
 
 impl Conv {
     /// The convolution of `x` (consumed, so it is freed as early as possible), plus the bias,
-    /// then ReLU when `relu`. Each intermediate is dropped as soon as the next exists: at
-    /// full resolution each is tens of megabytes.
+    /// then ReLU when `relu`.
     fn forward(&self, x: Tensor, relu: bool) -> candle_core::Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, 1, 1, 1)?;
-        drop(x);
-        let z = y.broadcast_add(&self.bias)?;
-        drop(y);
-        if relu { z.relu() } else { Ok(z) }
+        conv::conv2d(&x, &self.weight, &self.bias, self.shape, relu)
     }
 }
 
@@ -279,14 +275,15 @@ impl Weights {
     ) -> Result<Conv, LoadError> {
         let [out, inp, kh, kw] = dims;
         let weight = self.get(&format!("{prefix}.weight"), &dims)?;
-        let bias = self.get(&format!("{prefix}.bias"), &[out])?;
+        let bias = self
+            .get(&format!("{prefix}.bias"), &[out])?
+            .to_vec1::<f32>()
+            .map_err(|e| self.read(e))?;
         let (weight, bias) = match norm {
             None => (weight, bias),
             Some(norm) => {
                 let (scale, shift) = self.norm(norm, out)?;
-                let bias: Vec<f32> = bias
-                    .to_vec1::<f32>()
-                    .map_err(|e| self.read(e))?
+                let bias = bias
                     .iter()
                     .zip(&scale)
                     .zip(&shift)
@@ -295,17 +292,16 @@ impl Weights {
                 let scale = Tensor::from_vec(scale, (out, 1, 1, 1), &Device::Cpu)
                     .map_err(|e| self.read(e))?;
                 let weight = weight.broadcast_mul(&scale).map_err(|e| self.read(e))?;
-                (
-                    weight,
-                    Tensor::from_vec(bias, out, &Device::Cpu).map_err(|e| self.read(e))?,
-                )
+                (weight, bias)
             }
         };
-        let _ = (inp, kh, kw);
         Ok(Conv {
-            weight: weight.contiguous().map_err(|e| self.read(e))?,
-            bias: bias.reshape((1, out, 1, 1)).map_err(|e| self.read(e))?,
-            padding,
+            weight: weight
+                .reshape((out, inp * kh * kw))
+                .and_then(|w| w.contiguous())
+                .map_err(|e| self.read(e))?,
+            bias,
+            shape: conv::Shape { kh, kw, padding },
         })
     }
 
