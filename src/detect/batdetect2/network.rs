@@ -400,7 +400,7 @@ impl Network {
         width: usize,
     ) -> candle_core::Result<Outputs> {
         let input = Tensor::from_slice(spec, (1, 1, height, width), &Device::Cpu)?;
-        let x1 = self.down[0].forward(&input)?;
+        let x1 = down_in_strips(&self.down[0], &input)?;
         drop(input);
         let x2 = self.down[1].forward(&x1)?;
         let x3 = self.conv_dn_3.forward(self.down[2].forward(&x2)?, true)?;
@@ -413,16 +413,24 @@ impl Network {
         let query = self.query.forward(&cols)?;
         let value = self.value.forward(&cols)?;
         // weights[j, i]: how much query column j takes from column i, normalised over i.
-        let scores = (query.matmul(&key.t()?)? / self.att_dim)?;
-        let weights = softmax_last(&scores)?;
-        let attended = weights.matmul(&value)?; // (T, C)
+        // Computed for a block of query columns at a time: the whole T × T matrix of a
+        // minute of audio would be 225 MB, several times over in the softmax.
+        let key_t = key.t()?.contiguous()?;
+        let mut blocks = Vec::with_capacity(t.div_ceil(ATTENTION_BLOCK));
+        for start in (0..t).step_by(ATTENTION_BLOCK) {
+            let queries = query.narrow(0, start, ATTENTION_BLOCK.min(t - start))?;
+            let scores = (queries.matmul(&key_t)? / self.att_dim)?;
+            blocks.push(softmax_last(&scores)?.matmul(&value)?);
+        }
+        let attended = Tensor::cat(&blocks, 0)?; // (T, C)
+        drop(blocks);
         let out = self.project.forward(&attended)?; // (T, C)
         let x = out.t()?.contiguous()?.reshape((1, c, 1, t))?;
         let x = x.repeat((1, 1, self.bottleneck_rows, 1))?;
 
-        let x = self.up[0].forward((x + &x3)?)?;
+        let x = up_in_strips(&self.up[0], &(x + &x3)?)?;
         drop(x3);
-        let x = self.up[1].forward((x + &x2)?)?;
+        let x = up_in_strips(&self.up[1], &(x + &x2)?)?;
         drop(x2);
         let x = (x + &x1)?;
         drop(x1);
@@ -466,6 +474,42 @@ impl Network {
         })
     }
 }
+
+/// An encoder block run on strips of [`STRIP`] input columns, joined: its convolution's
+/// output (before the pool) is the largest tensor of the network. A strip starts and ends 2
+/// columns beyond its share (even, so the pool pairs the same columns), which covers the one
+/// column the 3×3 convolution spoils at a strip edge that is not an image edge.
+fn down_in_strips(block: &Down, x: &Tensor) -> candle_core::Result<Tensor> {
+    const MARGIN: usize = 2;
+    let width = x.dims4()?.3;
+    let mut parts = Vec::with_capacity(width.div_ceil(STRIP));
+    for a in (0..width).step_by(STRIP) {
+        let b = (a + STRIP).min(width);
+        let (lo, hi) = (a.saturating_sub(MARGIN), (b + MARGIN).min(width));
+        let y = block.forward(&x.narrow(3, lo, hi - lo)?)?;
+        parts.push(y.narrow(3, (a - lo) / 2, (b - a) / 2)?);
+    }
+    Tensor::cat(&parts, 3)
+}
+
+/// A decoder block run on strips of [`STRIP`] output columns, joined (see
+/// [`Network::full_resolution`] for why the margin of 4 source columns suffices).
+fn up_in_strips(block: &Up, x: &Tensor) -> candle_core::Result<Tensor> {
+    const MARGIN: usize = 4;
+    let half_w = x.dims4()?.3;
+    let width = 2 * half_w;
+    let mut parts = Vec::with_capacity(width.div_ceil(STRIP));
+    for a in (0..width).step_by(STRIP) {
+        let b = (a + STRIP).min(width);
+        let (sa, sb) = ((a / 2).saturating_sub(MARGIN), (b / 2 + MARGIN).min(half_w));
+        let y = block.forward(x.narrow(3, sa, sb - sa)?)?;
+        parts.push(y.narrow(3, a - 2 * sa, b - a)?);
+    }
+    Tensor::cat(&parts, 3)
+}
+
+/// Query columns of the attention computed at once.
+const ATTENTION_BLOCK: usize = 256;
 
 /// Columns of full resolution computed at once.
 const STRIP: usize = 512;
