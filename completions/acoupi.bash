@@ -58,6 +58,9 @@ _acoupi() {
             acoupi,logs)
                 cmd="acoupi__subcmd__logs"
                 ;;
+            acoupi,models)
+                cmd="acoupi__subcmd__models"
+                ;;
             acoupi,run)
                 cmd="acoupi__subcmd__run"
                 ;;
@@ -196,6 +199,9 @@ _acoupi() {
             acoupi__subcmd__help,logs)
                 cmd="acoupi__subcmd__help__subcmd__logs"
                 ;;
+            acoupi__subcmd__help,models)
+                cmd="acoupi__subcmd__help__subcmd__models"
+                ;;
             acoupi__subcmd__help,run)
                 cmd="acoupi__subcmd__help__subcmd__run"
                 ;;
@@ -244,6 +250,9 @@ _acoupi() {
             acoupi__subcmd__help__subcmd__db,recordings)
                 cmd="acoupi__subcmd__help__subcmd__db__subcmd__recordings"
                 ;;
+            acoupi__subcmd__help__subcmd__models,install)
+                cmd="acoupi__subcmd__help__subcmd__models__subcmd__install"
+                ;;
             acoupi__subcmd__help__subcmd__task,list)
                 cmd="acoupi__subcmd__help__subcmd__task__subcmd__list"
                 ;;
@@ -261,6 +270,18 @@ _acoupi() {
                 ;;
             acoupi__subcmd__help__subcmd__workers,stop)
                 cmd="acoupi__subcmd__help__subcmd__workers__subcmd__stop"
+                ;;
+            acoupi__subcmd__models,help)
+                cmd="acoupi__subcmd__models__subcmd__help"
+                ;;
+            acoupi__subcmd__models,install)
+                cmd="acoupi__subcmd__models__subcmd__install"
+                ;;
+            acoupi__subcmd__models__subcmd__help,help)
+                cmd="acoupi__subcmd__models__subcmd__help__subcmd__help"
+                ;;
+            acoupi__subcmd__models__subcmd__help,install)
+                cmd="acoupi__subcmd__models__subcmd__help__subcmd__install"
                 ;;
             acoupi__subcmd__task,help)
                 cmd="acoupi__subcmd__task__subcmd__help"
@@ -317,7 +338,7 @@ _acoupi() {
 
     case "${cmd}" in
         acoupi)
-            opts="-h -V --home --help --version check build worker beat run task workers bench devices deploy status stop logs init config db detect import completions help"
+            opts="-h -V --home --help --version check build worker beat run task workers bench devices deploy status stop logs init config db detect import completions models help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1087,7 +1108,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__help)
-            opts="check build worker beat run task workers bench devices deploy status stop logs init config db detect import completions help"
+            opts="check build worker beat run task workers bench devices deploy status stop logs init config db detect import completions models help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1436,6 +1457,34 @@ _acoupi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        acoupi__subcmd__help__subcmd__models)
+            opts="install"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__help__subcmd__models__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         acoupi__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1664,6 +1713,92 @@ _acoupi() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__models)
+            opts="-h --home --help install help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__models__subcmd__help)
+            opts="install help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__models__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__models__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__models__subcmd__install)
+            opts="-h --dir --python --home --help batdetect2"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --python)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -75,6 +75,9 @@ pub enum Command {
     ///
     /// fish: `acoupi completions fish > ~/.config/fish/completions/acoupi.fish`
     Completions(CompletionsArgs),
+    /// Install the model files of acoupi's built-in detectors.
+    #[command(subcommand)]
+    Models(ModelsCommand),
 }
 
 /// `acoupi import`.
@@ -97,6 +100,34 @@ pub struct CompletionsArgs {
     /// The shell to complete acoupi in.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `acoupi models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Fetch a model's published package, take its model file out, verify and install it.
+    Install(ModelsInstallArgs),
+}
+
+/// A model `acoupi models install` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelName {
+    /// BatDetect2 1.3.1's Net2DFast checkpoint (CC BY-NC 4.0), from the `batdetect2` wheel.
+    Batdetect2,
+}
+
+/// `acoupi models install`.
+#[derive(Debug, clap::Args)]
+pub struct ModelsInstallArgs {
+    /// The model.
+    #[arg(value_enum)]
+    pub model: ModelName,
+    /// Install into this folder [default: ${XDG_DATA_HOME:-~/.local/share}/acoupi/models/MODEL].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<Utf8PathBuf>,
+    /// The Python whose pip downloads the package.
+    #[arg(long, default_value = "python3", value_name = "PYTHON")]
+    pub python: String,
 }
 
 /// `acoupi detect …`.

@@ -142,6 +142,23 @@ pub fn check(source: &Source) -> Checked {
     }
 }
 
+/// [`check`], then the checks of this machine ([`model::host::issues`]: model files that are
+/// not installed), as `acoupi check` reports them.
+pub fn check_on_host(source: &Source) -> Checked {
+    let mut checked = check(source);
+    if let Some(model) = &checked.model {
+        let host = model::host::issues(model);
+        if !host.is_empty() {
+            let mut diags = Diagnostics::default();
+            for issue in checked.issues.drain(..).chain(host) {
+                diags.push(issue);
+            }
+            checked.issues = diags.into_sorted();
+        }
+    }
+    checked
+}
+
 /// Why a build produced no tree.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -175,7 +192,20 @@ impl Built {
 
 /// Checks, lowers and renders; no I/O.
 pub fn build(source: &Source, ctx: &BuildContext) -> Result<Built, BuildError> {
-    let checked = check(source);
+    build_checked(check(source), source, ctx)
+}
+
+/// [`build`] with the checks of this machine among its warnings ([`check_on_host`]), as
+/// `acoupi build` runs it.
+pub fn build_on_host(source: &Source, ctx: &BuildContext) -> Result<Built, BuildError> {
+    build_checked(check_on_host(source), source, ctx)
+}
+
+fn build_checked(
+    checked: Checked,
+    source: &Source,
+    ctx: &BuildContext,
+) -> Result<Built, BuildError> {
     let Some(model) = checked.model else {
         return Err(BuildError::Invalid(checked.issues));
     };

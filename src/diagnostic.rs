@@ -460,6 +460,17 @@ pub enum Issue {
         help: Option<String>,
     },
 
+    #[error("model file `{path}` of detector `{detector}` is not there")]
+    #[diagnostic(code(model::missing_model), severity(Warning))]
+    MissingModel {
+        path: String,
+        detector: String,
+        #[label("not installed on this machine")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("{message}")]
     #[diagnostic(code(model::invalid_secret_reference))]
     InvalidSecretReference {

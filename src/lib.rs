@@ -28,6 +28,7 @@ pub mod manifest;
 pub mod manpages;
 pub mod messaging;
 pub mod model;
+pub mod models;
 pub mod plan;
 pub mod report;
 
@@ -79,5 +80,6 @@ pub fn run(cli: cli::Cli) -> ExitStatus {
         cli::Command::Detect(args) => commands::detect::run(args, cli.home.as_deref()),
         cli::Command::Import(args) => commands::import::run(args),
         cli::Command::Completions(args) => commands::completions::run(args),
+        cli::Command::Models(cmd) => commands::models::run(cmd),
     }
 }

@@ -1,18 +1,29 @@
-//! Band-energy detector benchmarks; run them with
+//! Detector benchmarks; run them with
 //! `cargo test --release --test bench_detect -- --ignored --nocapture`.
 //!
-//! In: nothing (recordings are generated into a temporary directory: 384 kHz mono 16-bit,
-//! white noise with a 5 ms 80→30 kHz sweep every 100 ms). Out: figures on stderr — wall time
-//! of `BandEnergy::detect` (median of several runs, 20–120 kHz band, 10 ms frames, 50%
-//! overlap) and peak memory. Peak memory is the `VmHWM` of a child process (this test binary
-//! run again on one benchmark) that does nothing but open the file and detect: its `VmHWM`
-//! before detecting is the test harness's baseline, and the growth over it is the detector's.
-//! The parent generates the file, which would otherwise count.
+//! Band energy. In: nothing (recordings are generated into a temporary directory: 384 kHz
+//! mono 16-bit, white noise with a 5 ms 80→30 kHz sweep every 100 ms). Out: figures on
+//! stderr — wall time of `BandEnergy::detect` (median of several runs, 20–120 kHz band, 10 ms
+//! frames, 50% overlap) and peak memory. Peak memory is the `VmHWM` of a child process (this
+//! test binary run again on one benchmark) that does nothing but open the file and detect:
+//! its `VmHWM` before detecting is the test harness's baseline, and the growth over it is the
+//! detector's. The parent generates the file, which would otherwise count.
+//!
+//! BatDetect2 (`batdetect2_3s_256khz`). In: the installed checkpoint (as the equivalence
+//! tests find it) and the 3 s, 256 kHz test signal `calls_3s`. Out: for the native detector,
+//! in a child process with 1 and with 2 threads: model load time, RSS with the model loaded,
+//! the median time per recording and the peak RSS; beside it the Python adapter's figures
+//! (import-and-load time, RSS, time per recording through `load_audio`,
+//! `generate_spectrogram`, `process_spectrogram`) when a Python with `batdetect2` is given
+//! in `ACOUPI_BATDETECT2_PYTHON` or installed by `scripts/install-batdetect2`.
 
 use std::io::Write;
 use std::time::Instant;
 
+mod common;
+
 use acoupi::detect::band_energy::{BandEnergy, Settings};
+use acoupi::detect::batdetect2::{Batdetect2, Model};
 use camino::{Utf8Path, Utf8PathBuf};
 
 const RATE: u32 = 384_000;
@@ -195,5 +206,216 @@ fn band_energy_1h_384khz_streams() {
         3600.0 / wall,
         peak.saturating_sub(base) as f64 / 1024.0,
         short_peak.saturating_sub(short_base) as f64 / 1024.0,
+    );
+}
+
+/// The environment variable that makes the BatDetect2 benchmark the measured child: the file.
+const BD2_CHILD_FILE: &str = "ACOUPI_BENCH_BD2_FILE";
+/// Recordings timed per run.
+const BD2_RUNS: usize = 5;
+
+/// Current resident set size of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs is mounted");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// The figures of one native run: load seconds, RSS before loading, RSS with the model
+/// loaded, median seconds per recording, peak RSS (KiB), detections scoring 0.2 or more.
+#[derive(Debug)]
+struct Bd2Figures {
+    load_s: f64,
+    base_kib: u64,
+    loaded_kib: u64,
+    median_s: f64,
+    peak_kib: u64,
+    detections: usize,
+}
+
+/// In the child: loads the model, times it on the file and prints the figures. In the
+/// parent: runs the child with `threads` threads.
+fn bd2_in_child(path: &Utf8Path, threads: usize) -> Option<Bd2Figures> {
+    if let Ok(file) = std::env::var(BD2_CHILD_FILE) {
+        let base = rss_kib();
+        let t = Instant::now();
+        let model = Model::load(&common::batdetect2::model()).expect("the model loads");
+        let load = t.elapsed().as_secs_f64();
+        let loaded = rss_kib();
+        drop(model);
+        // The detector as a worker holds it: loaded once, then one request per recording.
+        let detector = Batdetect2::new(acoupi::detect::batdetect2::Settings {
+            model: Some(common::batdetect2::model()),
+            chunked: false,
+        });
+        detector.model().expect("the model loads");
+        let file = Utf8Path::new(&file);
+        let _ = detector.detect(file, 1.0).expect("detects");
+        let mut times = Vec::new();
+        let mut detections = 0;
+        for _ in 0..BD2_RUNS {
+            let t = Instant::now();
+            let events = detector.detect(file, 1.0).expect("detects");
+            times.push(t.elapsed().as_secs_f64());
+            detections = events.iter().filter(|e| e.score >= 0.2).count();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "CHILD {load} {base} {loaded} {} {} {detections}",
+            times[BD2_RUNS / 2],
+            peak_rss_kib()
+        );
+        return None;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "batdetect2_3s_256khz",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(BD2_CHILD_FILE, path)
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .output()
+        .expect("run the child benchmark");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD ").map(|(_, figures)| figures))
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no figures: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let v: Vec<f64> = line
+        .split(' ')
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    Some(Bd2Figures {
+        load_s: v[0],
+        base_kib: v[1] as u64,
+        loaded_kib: v[2] as u64,
+        median_s: v[3],
+        peak_kib: v[4] as u64,
+        detections: v[5] as usize,
+    })
+}
+
+/// A Python with `batdetect2`: `ACOUPI_BATDETECT2_PYTHON`, else the venv
+/// `scripts/install-batdetect2` makes, when there.
+fn batdetect2_python() -> Option<Utf8PathBuf> {
+    if let Ok(p) = std::env::var("ACOUPI_BATDETECT2_PYTHON") {
+        return Some(p.into());
+    }
+    let data = std::env::var("XDG_DATA_HOME")
+        .ok()
+        .map(Utf8PathBuf::from)
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| Utf8PathBuf::from(h).join(".local/share"))
+        })?;
+    let python = data.join("acoupi/batdetect2/bin/python");
+    python.is_file().then_some(python)
+}
+
+/// The Python adapter's figures, measured by its own interpreter.
+const PYTHON_BENCH: &str = r#"
+import sys, time, resource
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+base = rss()
+t = time.perf_counter()
+import batdetect2.api as api
+load = time.perf_counter() - t
+loaded = rss()
+path, runs = sys.argv[1], int(sys.argv[2])
+def detect():
+    audio = api.load_audio(path)
+    spec = api.generate_spectrogram(audio)
+    found, _ = api.process_spectrogram(spec)
+    return found
+detect()
+times = []
+for _ in range(runs):
+    t = time.perf_counter()
+    found = detect()
+    times.append(time.perf_counter() - t)
+times.sort()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("PY", load, base, loaded, times[runs // 2], peak, sum(1 for d in found if d["det_prob"] >= 0.2))
+"#;
+
+#[test]
+#[ignore = "benchmark"]
+fn batdetect2_3s_256khz() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_path = Utf8Path::from_path(dir.path()).expect("utf-8 temp dir");
+    let signal = common::batdetect2::signals()
+        .into_iter()
+        .find(|s| s.name == "calls_3s")
+        .expect("the 3 s test signal");
+    let path = dir_path.join("calls_3s.wav");
+    if std::env::var(BD2_CHILD_FILE).is_err() {
+        common::batdetect2::write_wav(dir_path, &signal);
+    }
+    let Some(one) = bd2_in_child(&path, 1) else {
+        return;
+    };
+    let two = bd2_in_child(&path, 2).expect("parent");
+    for (threads, f) in [(1, &one), (2, &two)] {
+        eprintln!(
+            "batdetect2 native, 3 s at 256 kHz, {threads} thread(s): model load {:.1} ms; RSS \
+             {:.1} MiB with the model loaded ({:.1} MiB over the {:.1} MiB test process); median \
+             {:.0} ms per recording of {BD2_RUNS}; peak RSS {:.1} MiB; {} detections >= 0.2",
+            f.load_s * 1e3,
+            f.loaded_kib as f64 / 1024.0,
+            f.loaded_kib.saturating_sub(f.base_kib) as f64 / 1024.0,
+            f.base_kib as f64 / 1024.0,
+            f.median_s * 1e3,
+            f.peak_kib as f64 / 1024.0,
+            f.detections,
+        );
+    }
+    let Some(python) = batdetect2_python() else {
+        eprintln!(
+            "batdetect2 Python adapter: not installed (set ACOUPI_BATDETECT2_PYTHON or run \
+             scripts/install-batdetect2 to compare)"
+        );
+        return;
+    };
+    let out = std::process::Command::new(&python)
+        .args(["-c", PYTHON_BENCH, path.as_str(), &BD2_RUNS.to_string()])
+        .output()
+        .expect("run the Python benchmark");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("PY ")) else {
+        panic!(
+            "the Python benchmark printed no figures: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let v: Vec<f64> = line
+        .split(' ')
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    eprintln!(
+        "batdetect2 Python ({python}), same file: import and model load {:.2} s; RSS {:.0} MiB \
+         loaded; median {:.0} ms per recording of {BD2_RUNS}; peak RSS {:.0} MiB; {} detections \
+         >= 0.2 ({:.1}x the native time with 2 threads)",
+        v[0],
+        v[2] / 1024.0,
+        v[3] * 1e3,
+        v[4] / 1024.0,
+        v[5],
+        v[3] / two.median_s,
     );
 }

@@ -1,9 +1,12 @@
 //! Each example's compiled task graph, run by the built-in handlers: every task beat would
 //! publish is published once, the workers of the program serve their queues (in-process
 //! queues, the microphone replaced by a synthetic one, a command detector by the BatDetect2
-//! adapter on a stand-in model, storage in a temporary directory), and
+//! adapter on a stand-in model, a `batdetect2` detector given the installed checkpoint,
+//! storage in a temporary directory), and
 //! every task must succeed. A task without a handler, a handler that fails, or a task of the
 //! graph that is dead-lettered fails the test.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -56,6 +59,10 @@ fn compiled(example: &str, dir: &Utf8Path) -> Program {
                 "/usr/bin/python3".into(),
                 root.join("examples/detectors/batdetect2.py").into_string(),
             ];
+        }
+        // The native BatDetect2 detector loads the real model, as the tests install it.
+        if let acoupi::spec::DetectorKind::Batdetect2 { model, .. } = &mut d.kind {
+            *model = Some(common::batdetect2::model());
         }
     }
     // Messages go to the local Mosquitto (a topic of the test's own) and to an HTTP port that

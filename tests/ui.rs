@@ -1,6 +1,7 @@
 //! Every diagnostic code has an invalid manifest under `tests/ui/<stage>/<code>.kdl`; this
 //! test renders each one's report (plain ASCII, no colour, 80 columns) and snapshots it, and
-//! checks that the code the file is named after is among the reported ones.
+//! checks that the code the file is named after is among the reported ones. The checks of
+//! the machine (`compile::check_on_host`) run too, as `acoupi check` runs them.
 
 use std::collections::BTreeSet;
 
@@ -36,7 +37,7 @@ fn expected_code(path: &Utf8PathBuf) -> String {
 fn every_ui_manifest_reports_its_code_and_matches_its_snapshot() {
     for path in ui_files() {
         let source = compile::read_source(&path).expect("readable");
-        let checked = compile::check(&source);
+        let checked = compile::check_on_host(&source);
         let codes: Vec<String> = checked.issues.iter().map(|i| i.code_str()).collect();
         let want = expected_code(&path);
         assert!(

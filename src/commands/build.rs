@@ -49,7 +49,7 @@ pub fn run(args: &BuildArgs, home_flag: Option<&camino::Utf8Path>) -> ExitStatus
         source_path: source.path.clone(),
     };
     let style = Style::detect();
-    let built = match compile::build(&source, &ctx) {
+    let built = match compile::build_on_host(&source, &ctx) {
         Ok(b) => b,
         Err(BuildError::Invalid(issues)) => {
             eprint!(

@@ -16,7 +16,7 @@ pub fn run(args: &CheckArgs) -> ExitStatus {
             return ExitStatus::Error;
         }
     };
-    let checked = compile::check(&source);
+    let checked = compile::check_on_host(&source);
     let issues = &checked.issues;
     let failed = issues.iter().any(|i| i.is_error())
         || (args.deny.contains(&Deny::Warnings) && !issues.is_empty());

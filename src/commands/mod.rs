@@ -14,6 +14,7 @@ pub mod devices;
 pub mod import;
 pub mod init;
 pub mod logs;
+pub mod models;
 pub mod run;
 pub mod status;
 pub mod stop;

@@ -2,14 +2,16 @@
 //!
 //! In: a [`Request`] (one WAV file and what is known about it) and the program's detectors.
 //! Out: each detector's [`Event`]s, or a [`DetectError`] saying whether the file or the
-//! detector is at fault. Two kinds of detector: the built-in [`band_energy`] detector, run on
-//! a blocking thread, and external programs ([`command`]) that speak the detector protocol
+//! detector is at fault. Three kinds of detector: the built-in [`band_energy`] and
+//! [`batdetect2`] detectors, run on blocking threads (BatDetect2's model loads once per
+//! process), and external programs ([`command`]) that speak the detector protocol
 //! (`schema/detector-protocol.md`), kept running between requests in serve mode.
 //!
 //! [`Engine`] is one detector ready to run; [`Engines`] is a program's detectors, built once
 //! per process and shared by its tasks (the worker's services, `acoupi detect`).
 
 pub mod band_energy;
+pub mod batdetect2;
 pub mod command;
 pub mod output;
 
@@ -97,6 +99,8 @@ pub enum Engine {
     BandEnergy(band_energy::BandEnergy),
     /// An external program.
     Command(command::CommandDetector),
+    /// The built-in BatDetect2 network (shared with the blocking threads that run it).
+    Batdetect2(Arc<batdetect2::Batdetect2>),
 }
 
 impl Engine {
@@ -130,6 +134,12 @@ impl Engine {
                 startup_timeout: std::time::Duration::from_millis(*startup_timeout_ms),
                 slots: slots.max(1),
             })),
+            DetectorKind::Batdetect2 { model, chunked, .. } => Engine::Batdetect2(Arc::new(
+                batdetect2::Batdetect2::new(batdetect2::Settings {
+                    model: model.clone(),
+                    chunked: *chunked,
+                }),
+            )),
         }
     }
 
@@ -146,6 +156,15 @@ impl Engine {
                     })?
             }
             Engine::Command(c) => c.detect(request).await,
+            Engine::Batdetect2(b) => {
+                let b = Arc::clone(b);
+                let request = request.clone();
+                tokio::task::spawn_blocking(move || b.detect(&request.path, request.time_expansion))
+                    .await
+                    .map_err(|e| {
+                        DetectError::Failed(format!("the BatDetect2 thread failed: {e}"))
+                    })?
+            }
         }
     }
 
@@ -190,6 +209,19 @@ impl Engines {
     /// recording; a program that cannot start is logged (its first request will say why).
     pub fn warm(&self) {
         for (d, e) in &self.entries {
+            if let Engine::Batdetect2(b) = e {
+                // Loaded on a thread of its own, off the event loop; a request arriving
+                // meanwhile waits for the same load.
+                let (b, name) = (Arc::clone(b), d.name.clone());
+                std::thread::spawn(move || match b.model() {
+                    Ok(m) => {
+                        tracing::info!(detector = %name, model = %m.path, load_ms = m.load_time.as_millis() as u64, "model loaded ahead of the first recording")
+                    }
+                    Err(e) => {
+                        tracing::warn!(detector = %name, error = %e, "could not load the model ahead of the first recording")
+                    }
+                });
+            }
             if let Engine::Command(c) = e {
                 match c.warm() {
                     Ok(0) => {}
@@ -215,8 +247,8 @@ impl Engines {
 /// A detector's threshold (the score under which its detections are dropped).
 pub fn threshold(detector: &spec::Detector) -> f64 {
     match &detector.kind {
-        DetectorKind::BandEnergy { threshold, .. } | DetectorKind::Command { threshold, .. } => {
-            *threshold
-        }
+        DetectorKind::BandEnergy { threshold, .. }
+        | DetectorKind::Command { threshold, .. }
+        | DetectorKind::Batdetect2 { threshold, .. } => *threshold,
     }
 }

@@ -246,7 +246,7 @@ pub struct DetectorNode {
     pub span: SourceSpan,
     /// The detector's name.
     pub name: Option<Spanned<String>>,
-    /// `band-energy` or `command`.
+    /// `band-energy`, `command` or `batdetect2`.
     pub kind: Option<Spanned<&'static str>>,
     /// `band` (band-energy).
     pub band: Option<BandNode>,
@@ -264,6 +264,10 @@ pub struct DetectorNode {
     pub mode: Option<Spanned<&'static str>>,
     /// `startup-timeout` (command, serve mode).
     pub startup_timeout: Option<Spanned<Duration>>,
+    /// `model` (batdetect2): the checkpoint file.
+    pub model: Option<Spanned<String>>,
+    /// `chunked` (batdetect2): analyse in 3 s chunks rather than as one spectrogram.
+    pub chunked: Option<Spanned<bool>>,
     /// Names of child nodes that were given, with their spans, for "not for this kind" checks.
     pub given: Vec<(String, SourceSpan)>,
 }

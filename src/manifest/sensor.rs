@@ -383,7 +383,7 @@ pub(super) fn paths(node: &KdlNode, diags: &mut Diagnostics) -> PathsNode {
 }
 
 /// `detector NAME kind=… { band; threshold; frame; overlap; command; timeout; mode;
-/// startup-timeout }`.
+/// startup-timeout; model; chunked }`.
 pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode {
     check_shape(
         node,
@@ -396,13 +396,21 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
         diags,
     );
     let kind = match prop(node, "kind") {
-        Some(e) => reader::choice(e, "detector kind", &["band-energy", "command"], diags),
+        Some(e) => reader::choice(
+            e,
+            "detector kind",
+            &["band-energy", "command", "batdetect2"],
+            diags,
+        ),
         None => {
             diags.push(crate::diagnostic::Issue::MissingProperty {
                 node: "detector".into(),
                 name: "kind".into(),
                 span: reader::after_name(node),
-                help: Some("write `kind=\"band-energy\"` or `kind=\"command\"`".into()),
+                help: Some(
+                    "write `kind=\"band-energy\"`, `kind=\"command\"` or `kind=\"batdetect2\"`"
+                        .into(),
+                ),
             });
             None
         }
@@ -419,6 +427,8 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
         timeout: None,
         mode: None,
         startup_timeout: None,
+        model: None,
+        chunked: None,
         given: Vec::new(),
     };
     let allowed = [
@@ -430,6 +440,8 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
         "timeout",
         "mode",
         "startup-timeout",
+        "model",
+        "chunked",
     ];
     for child in children(node, &allowed, &[], diags) {
         out.given
@@ -493,6 +505,19 @@ pub(super) fn detector(node: &KdlNode, diags: &mut Diagnostics) -> DetectorNode 
             "mode" => {
                 out.mode = value_arg(child, "a mode", "mode \"serve\"", diags)
                     .and_then(|e| reader::choice(e, "command mode", &["serve", "per-file"], diags));
+            }
+            "model" => {
+                out.model = value_arg(
+                    child,
+                    "a path",
+                    "model \"/home/pi/.local/share/acoupi/models/batdetect2/Net2DFast_UK_same.pth.tar\"",
+                    diags,
+                )
+                .and_then(|e| reader::string(e, "the model file", diags));
+            }
+            "chunked" => {
+                out.chunked = value_arg(child, "`#true` or `#false`", "chunked #true", diags)
+                    .and_then(|e| reader::boolean(e, "`chunked`", diags));
             }
             "startup-timeout" => {
                 out.startup_timeout =

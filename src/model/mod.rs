@@ -6,6 +6,7 @@
 //! collector; nothing stops at the first one.
 
 mod audio;
+pub mod host;
 mod processing;
 mod storage;
 mod topology;
@@ -55,6 +56,20 @@ pub struct Model {
     pub queues: Vec<spec::Queue>,
     /// Workers.
     pub workers: Vec<spec::Worker>,
+    /// The model files detectors load, for the check of the machine the manifest is built on
+    /// ([`host::issues`]).
+    pub model_files: Vec<ModelFile>,
+}
+
+/// A model file a detector loads, and where the manifest names it (or its detector).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    /// The detector.
+    pub detector: String,
+    /// The file as written; `None` for the installed default.
+    pub path: Option<Utf8PathBuf>,
+    /// The `model` node, or the detector's name when there is none.
+    pub span: SourceSpan,
 }
 
 /// Storage paths as written; `None` takes the default under `ACOUPI_HOME`.
@@ -121,6 +136,7 @@ pub fn validate(ast: &Ast, diags: &mut Diagnostics) -> Option<Model> {
         tasks: graph.tasks,
         queues: graph.queues,
         workers: graph.workers,
+        model_files: processing::model_files(ast),
     })
 }
 

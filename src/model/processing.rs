@@ -35,6 +35,22 @@ pub(super) fn detectors(
         .collect()
 }
 
+/// The model files of the manifest's `batdetect2` detectors.
+pub(super) fn model_files(ast: &Ast) -> Vec<super::ModelFile> {
+    ast.detectors
+        .iter()
+        .filter(|d| d.kind.as_ref().is_some_and(|k| k.value == "batdetect2"))
+        .filter_map(|d| {
+            let name = d.name.as_ref()?;
+            Some(super::ModelFile {
+                detector: name.value.clone(),
+                path: d.model.as_ref().map(|m| m.value.clone().into()),
+                span: d.model.as_ref().map(|m| m.span).unwrap_or(name.span),
+            })
+        })
+        .collect()
+}
+
 fn score(v: Option<&Spanned<f64>>, what: &str, default: f64, diags: &mut Diagnostics) -> f64 {
     match v {
         Some(s) if !(0.0..=1.0).contains(&s.value) => {
@@ -156,6 +172,18 @@ fn detector(
                 threshold: score(d.threshold.as_ref(), "the threshold", 0.5, diags),
                 frame_ms: frame.map(|f| f.value.as_millis() as u64).unwrap_or(10),
                 overlap: overlap(d.overlap.as_ref(), diags),
+            }
+        }
+        "batdetect2" => {
+            not_for_kind(d, "batdetect2", &["model", "chunked", "threshold"], diags);
+            let model = match &d.model {
+                Some(m) => Some(absolute(m, "the model file", diags)?),
+                None => None,
+            };
+            DetectorKind::Batdetect2 {
+                model,
+                chunked: d.chunked.as_ref().is_some_and(|c| c.value),
+                threshold: score(d.threshold.as_ref(), "the threshold", 0.2, diags),
             }
         }
         _ => {
@@ -781,6 +809,45 @@ mod tests {
         assert_eq!(overlap("overlap 0.75"), 0.75);
         assert_eq!(codes(&band("overlap 0.95")), ["model::out_of_range"]);
         assert_eq!(codes(&band("mode \"serve\"")), ["manifest::unknown_node"]);
+    }
+
+    #[test]
+    fn batdetect2_takes_a_model_chunking_and_a_threshold_of_0_2_by_default() {
+        let bd = |body: &str| {
+            format!("program \"p\"\n{MIC}detector \"b\" kind=\"batdetect2\" {{ {body} }}\n")
+        };
+        let kind = |body: &str| detectors(&bd(body)).remove(0).kind;
+        assert_eq!(
+            kind(""),
+            spec::DetectorKind::Batdetect2 {
+                model: None,
+                chunked: false,
+                threshold: 0.2
+            }
+        );
+        assert_eq!(
+            kind("model \"/m/x.pth.tar\"; chunked #true; threshold 0.4"),
+            spec::DetectorKind::Batdetect2 {
+                model: Some("/m/x.pth.tar".into()),
+                chunked: true,
+                threshold: 0.4
+            }
+        );
+        assert_eq!(codes(&bd("model \"x.pth.tar\"")), ["model::relative_path"]);
+        assert_eq!(codes(&bd("chunked \"yes\"")), ["manifest::wrong_type"]);
+        assert_eq!(
+            codes(&bd("band low=\"1kHz\" high=\"2kHz\"")),
+            ["manifest::unknown_node"]
+        );
+        assert_eq!(codes(&bd("threshold 2")), ["model::out_of_range"]);
+    }
+
+    #[test]
+    fn batdetect2_detectors_give_tags_to_keep_newest() {
+        let src = format!(
+            "program \"p\"\n{MIC}detector \"b\" kind=\"batdetect2\"\nretention {{ max-age \"30d\"; keep-newest 5 per=\"species\" }}\n"
+        );
+        assert!(codes(&src).is_empty(), "{:?}", codes(&src));
     }
 
     #[test]

@@ -135,7 +135,12 @@ pub(super) fn retention(
         }
         let tagging = detectors
             .iter()
-            .any(|d| matches!(d.kind, DetectorKind::Command { .. }));
+            .any(|d| {
+                matches!(
+                    d.kind,
+                    DetectorKind::Command { .. } | DetectorKind::Batdetect2 { .. }
+                )
+            });
         if !tagging {
             let message = if detectors.is_empty() {
                 format!("`keep-newest` counts recordings per `{}` tag, but the program has no detector", per.value)
@@ -150,7 +155,7 @@ pub(super) fn retention(
                 span: per.span,
                 label: "tags from where?".into(),
                 help: Some(
-                    "band-energy detectors give no tags; add a `kind=\"command\"` detector whose model tags recordings, or remove `keep-newest`"
+                    "band-energy detectors give no tags; add a `kind=\"batdetect2\"` detector, or a `kind=\"command\"` one whose model tags recordings, or remove `keep-newest`"
                         .into(),
                 ),
             });

@@ -118,6 +118,9 @@ fn derived_tasks(n: &Needs<'_>, heartbeat: Duration) -> Vec<Task> {
                     Duration::from_millis(timeout_ms + startup)
                 }
                 spec::DetectorKind::BandEnergy { .. } => Duration::from_secs(50),
+                // Loading the model takes well under a second; a long recording takes about a
+                // second per 3 s of audio on a Raspberry Pi 4.
+                spec::DetectorKind::Batdetect2 { .. } => Duration::from_secs(120),
             })
             .sum::<Duration>();
         tasks.push(task(

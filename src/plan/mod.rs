@@ -277,10 +277,16 @@ fn read_paths<'a>(
         _ => None,
     }));
     for d in &program.detectors {
-        if let spec::DetectorKind::Command { argv, .. } = &d.kind
-            && let Some(cmd) = argv.first()
-        {
-            out.push(camino::Utf8Path::new(cmd));
+        match &d.kind {
+            spec::DetectorKind::Command { argv, .. } => {
+                if let Some(cmd) = argv.first() {
+                    out.push(camino::Utf8Path::new(cmd));
+                }
+            }
+            spec::DetectorKind::Batdetect2 {
+                model: Some(model), ..
+            } => out.push(model.as_path()),
+            _ => {}
         }
     }
     for m in &program.microphones {

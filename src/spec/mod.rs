@@ -355,6 +355,20 @@ pub enum DetectorKind {
         #[serde(default = "default_startup_timeout_ms")]
         startup_timeout_ms: u64,
     },
+    /// Built-in: BatDetect2's Net2DFast network, run in-process.
+    Batdetect2 {
+        /// The checkpoint (`Net2DFast_UK_same.pth.tar`); `None` means where
+        /// `acoupi models install batdetect2` put it on the machine that runs the detector.
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        model: Option<Utf8PathBuf>,
+        /// Analyse in 3 s chunks (BatDetect2's `process_file`) rather than the whole file as one
+        /// spectrogram (`process_spectrogram`, what acoupi-batdetect2 does).
+        #[serde(default)]
+        chunked: bool,
+        /// Detections scoring below this are dropped.
+        threshold: f64,
+    },
 }
 
 fn half() -> f64 {

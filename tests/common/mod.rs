@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub(crate) mod batdetect2;
 pub(crate) mod http_server;
 pub(crate) mod mosquitto;
 pub(crate) mod private_rabbit;
