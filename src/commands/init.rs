@@ -731,7 +731,7 @@ fn check_text(text: &str) -> Vec<String> {
 
 /// A KDL string literal holding exactly `s`.
 fn q(s: &str) -> String {
-    crate::import::writer::kdl_string(s)
+    crate::manifest::kdl_string(s)
 }
 
 /// The manifest for `a`, with comments.

@@ -6,24 +6,7 @@
 
 use super::{Imported, ProgramKind, PythonHome};
 
-/// A KDL string literal holding exactly `s`.
-pub fn kdl_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use crate::manifest::kdl_string;
 
 /// A number as KDL writes it (`0.4`, `1`, `-0.12`).
 pub fn kdl_number(n: f64) -> String {

@@ -43,6 +43,25 @@ pub const TOP_LEVEL: &[&str] = &[
 /// the pre-scan); 64 MiB is reserved, and only what the parse touches is used.
 pub(crate) const PARSER_STACK: usize = 64 * 1024 * 1024;
 
+/// A KDL string literal holding exactly `s`.
+pub fn kdl_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Parses manifest text into the raw AST.
 ///
 /// Returns `None` only when the text is not KDL at all, or nests blocks deeper than

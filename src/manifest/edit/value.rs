@@ -57,21 +57,7 @@ fn typed(raw: &str) -> Option<Typed> {
 
 /// `s` as a quoted KDL string.
 pub(crate) fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::manifest::kdl_string(s)
 }
 
 /// A node name or property key as KDL text: bare when it is a plain word, else quoted.
