@@ -11,6 +11,7 @@
 //! the process.
 
 mod conv;
+mod layers;
 pub mod network;
 pub mod params;
 pub mod postprocess;
