@@ -8,7 +8,7 @@
 //!
 //! The network, as BatDetect2 1.3.1 defines it (F = 128 filters):
 //! - **Encoder**: three blocks, each appending a coordinate channel (the row's position
-//!   from -1 at the top to 1 at the bottom, a learnt-free "CoordConv" input telling the
+//!   from -1 at the top to 1 at the bottom, a fixed, not learnt, "CoordConv" input telling the
 //!   filters which frequency they look at), a 3×3 convolution, a 2×2 max pool, batch norm
 //!   and ReLU: 1 → F/4 → F/2 → F channels, halving height and width each time (x1, x2, x3).
 //!   Then a 3×3 convolution to 2F channels with batch norm and ReLU (x3 again).
