@@ -6,11 +6,12 @@
 //! one tag `species` = the top class scored `class_prob` (as acoupi-batdetect2 maps them).
 //!
 //! The stages, each in its own module: [`resample`] (to 256 kHz), [`spectrogram`],
-//! [`network`] (Net2DFast with candle; its convolutions in `conv`) and [`postprocess`]. The model loads once, on the
-//! first request or when the worker warms its detectors, and is shared by every request of
-//! the process.
+//! [`network`] (Net2DFast with candle; its layers in `layers`, its convolutions in `conv`)
+//! and [`postprocess`]. The model loads once, on the first request or when the worker warms
+//! its detectors, and is shared by every request of the process.
 
 mod conv;
+mod layers;
 pub mod network;
 pub mod params;
 pub mod postprocess;

@@ -8,7 +8,7 @@
 //!
 //! The network, as BatDetect2 1.3.1 defines it (F = 128 filters):
 //! - **Encoder**: three blocks, each appending a coordinate channel (the row's position
-//!   from -1 at the top to 1 at the bottom, a learnt-free "CoordConv" input telling the
+//!   from -1 at the top to 1 at the bottom, a fixed, not learnt, "CoordConv" input telling the
 //!   filters which frequency they look at), a 3×3 convolution, a 2×2 max pool, batch norm
 //!   and ReLU: 1 → F/4 → F/2 → F channels, halving height and width each time (x1, x2, x3).
 //!   Then a 3×3 convolution to 2F channels with batch norm and ReLU (x3 again).
@@ -33,6 +33,7 @@ use camino::Utf8Path;
 use candle_core::{D, DType, Device, Tensor};
 
 use super::conv;
+use super::layers::{Affine, Conv, Down, Linear, Up, down_in_strips, up_in_strips};
 use super::params::Params;
 
 /// Why a checkpoint cannot be used.
@@ -54,84 +55,6 @@ pub enum LoadError {
         /// What is wrong.
         detail: String,
     },
-}
-
-/// A convolution with its bias (and any batch norm folded in).
-#[derive(Debug)]
-struct Conv {
-    /// The kernel flattened to `out × (in · kh · kw)`.
-    weight: Tensor,
-    bias: Vec<f32>,
-    shape: conv::Shape,
-}
-
-impl Conv {
-    /// The convolution of `x` (consumed, so it is freed as early as possible), plus the bias,
-    /// then ReLU when `relu`.
-    fn forward(&self, x: Tensor, relu: bool) -> candle_core::Result<Tensor> {
-        conv::conv2d(&x, &self.weight, &self.bias, self.shape, relu)
-    }
-}
-
-/// A per-channel scale and shift (an inference-mode batch norm).
-#[derive(Debug)]
-struct Affine {
-    scale: Tensor,
-    shift: Tensor,
-}
-
-impl Affine {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
-    }
-}
-
-/// An encoder block: coordinates, convolution, max pool, batch norm, ReLU.
-#[derive(Debug)]
-struct Down {
-    coords: Tensor,
-    conv: Conv,
-    norm: Affine,
-}
-
-impl Down {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.conv.forward(with_coords(x, &self.coords)?, false)?;
-        let pooled = y.max_pool2d(2)?;
-        drop(y);
-        self.norm.forward(&pooled)?.relu()
-    }
-}
-
-/// A decoder block: bilinear ×2, coordinates, convolution (batch norm folded), ReLU.
-#[derive(Debug)]
-struct Up {
-    coords: Tensor,
-    conv: Conv,
-}
-
-impl Up {
-    fn forward(&self, x: Tensor) -> candle_core::Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let up = x.upsample_bilinear2d(2 * h, 2 * w, false)?;
-        drop(x);
-        let input = with_coords(&up, &self.coords)?;
-        drop(up);
-        self.conv.forward(input, true)
-    }
-}
-
-/// A linear layer, `x · Wᵀ + b`, with `Wᵀ` stored.
-#[derive(Debug)]
-struct Linear {
-    weight_t: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
-    }
 }
 
 /// What the network says about each pixel of its input.
@@ -475,44 +398,11 @@ impl Network {
     }
 }
 
-/// An encoder block run on strips of [`STRIP`] input columns, joined: its convolution's
-/// output (before the pool) is the largest tensor of the network. A strip starts and ends 2
-/// columns beyond its share (even, so the pool pairs the same columns), which covers the one
-/// column the 3×3 convolution spoils at a strip edge that is not an image edge.
-fn down_in_strips(block: &Down, x: &Tensor) -> candle_core::Result<Tensor> {
-    const MARGIN: usize = 2;
-    let width = x.dims4()?.3;
-    let mut parts = Vec::with_capacity(width.div_ceil(STRIP));
-    for a in (0..width).step_by(STRIP) {
-        let b = (a + STRIP).min(width);
-        let (lo, hi) = (a.saturating_sub(MARGIN), (b + MARGIN).min(width));
-        let y = block.forward(&x.narrow(3, lo, hi - lo)?)?;
-        parts.push(y.narrow(3, (a - lo) / 2, (b - a) / 2)?);
-    }
-    Tensor::cat(&parts, 3)
-}
-
-/// A decoder block run on strips of [`STRIP`] output columns, joined (see
-/// [`Network::full_resolution`] for why the margin of 4 source columns suffices).
-fn up_in_strips(block: &Up, x: &Tensor) -> candle_core::Result<Tensor> {
-    const MARGIN: usize = 4;
-    let half_w = x.dims4()?.3;
-    let width = 2 * half_w;
-    let mut parts = Vec::with_capacity(width.div_ceil(STRIP));
-    for a in (0..width).step_by(STRIP) {
-        let b = (a + STRIP).min(width);
-        let (sa, sb) = ((a / 2).saturating_sub(MARGIN), (b / 2 + MARGIN).min(half_w));
-        let y = block.forward(x.narrow(3, sa, sb - sa)?)?;
-        parts.push(y.narrow(3, a - 2 * sa, b - a)?);
-    }
-    Tensor::cat(&parts, 3)
-}
-
 /// Query columns of the attention computed at once.
 const ATTENTION_BLOCK: usize = 256;
 
 /// Columns of full resolution computed at once.
-const STRIP: usize = 512;
+pub(super) const STRIP: usize = 512;
 
 /// Copies `strip` (`1 × channels × height × w`) into columns `a..a + w` of `out`
 /// (`channels × height × width`).
@@ -534,13 +424,6 @@ fn scatter(
         }
     }
     Ok(())
-}
-
-/// `x` with the coordinate channel (`coords`, one value per row) appended.
-fn with_coords(x: &Tensor, coords: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, _, h, w) = x.dims4()?;
-    let c = coords.broadcast_as((b, 1, h, w))?;
-    Tensor::cat(&[x, &c], 1)
 }
 
 /// Softmax over the last dimension.

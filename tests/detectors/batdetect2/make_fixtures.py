@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Reference outputs of BatDetect2 1.3.1 for acoupi's native BatDetect2 detector.
 
-Run once, with a Python that has `batdetect2==1.3.1` (and so torch) installed:
+Run once, with a Python that has `batdetect2==1.3.1` (and so torch) installed, e.g. in a
+virtual environment under target/ (PyPI's torch is the CUDA build: about 6 GB):
 
-    python tests/detectors/batdetect2/make_fixtures.py
+    python3 -m venv target/bd2ref && target/bd2ref/bin/pip install batdetect2==1.3.1
+    target/bd2ref/bin/python tests/detectors/batdetect2/make_fixtures.py
 
 It synthesises the test signals described in `signals.json` (FM sweeps like bat calls over
 uniform noise, and silence), writes them as 16-bit WAV files to a scratch folder, runs

@@ -1,0 +1,146 @@
+//! The layers BatDetect2's Net2DFast is built of, and how the large ones run in strips.
+//!
+//! In: tensors `1 × channels × height × width` and the layers' weights (loaded by
+//! [`super::network`]). Out: the layers' outputs. The encoder blocks append a coordinate
+//! channel, convolve, max-pool, batch-normalise and apply ReLU; the decoder blocks upsample
+//! ×2 bilinearly, append the coordinate channel, convolve (batch norm folded) and apply ReLU.
+//! Layers that work at high resolution run on strips of columns with a margin, which gives
+//! exactly the whole computation's values with a fraction of its memory.
+
+use candle_core::Tensor;
+
+use super::conv;
+use super::network::STRIP;
+
+/// A convolution with its bias (and any batch norm folded in).
+#[derive(Debug)]
+pub(super) struct Conv {
+    /// The kernel flattened to `out × (in · kh · kw)`.
+    pub(super) weight: Tensor,
+    /// One bias per output channel.
+    pub(super) bias: Vec<f32>,
+    /// Kernel size and padding.
+    pub(super) shape: conv::Shape,
+}
+
+impl Conv {
+    /// The convolution of `x` (consumed, so it is freed as early as possible), plus the bias,
+    /// then ReLU when `relu`.
+    pub(super) fn forward(&self, x: Tensor, relu: bool) -> candle_core::Result<Tensor> {
+        conv::conv2d(&x, &self.weight, &self.bias, self.shape, relu)
+    }
+}
+
+/// A per-channel scale and shift (an inference-mode batch norm).
+#[derive(Debug)]
+pub(super) struct Affine {
+    /// Per-channel factor, `1 × channels × 1 × 1`.
+    pub(super) scale: Tensor,
+    /// Per-channel offset, `1 × channels × 1 × 1`.
+    pub(super) shift: Tensor,
+}
+
+impl Affine {
+    /// `x · scale + shift`.
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+    }
+}
+
+/// An encoder block: coordinates, convolution, max pool, batch norm, ReLU.
+#[derive(Debug)]
+pub(super) struct Down {
+    /// The coordinate channel, `1 × 1 × height × 1` (-1 at the top row to 1 at the bottom).
+    pub(super) coords: Tensor,
+    /// The 3×3 convolution.
+    pub(super) conv: Conv,
+    /// The batch norm after the pool.
+    pub(super) norm: Affine,
+}
+
+impl Down {
+    /// The block's output: half the height and width of `x`.
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.conv.forward(with_coords(x, &self.coords)?, false)?;
+        let pooled = y.max_pool2d(2)?;
+        drop(y);
+        self.norm.forward(&pooled)?.relu()
+    }
+}
+
+/// A decoder block: bilinear ×2, coordinates, convolution (batch norm folded), ReLU.
+#[derive(Debug)]
+pub(super) struct Up {
+    /// The coordinate channel at the upsampled height.
+    pub(super) coords: Tensor,
+    /// The 3×3 convolution, batch norm folded in.
+    pub(super) conv: Conv,
+}
+
+impl Up {
+    /// The block's output: twice the height and width of `x` (consumed).
+    pub(super) fn forward(&self, x: Tensor) -> candle_core::Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let up = x.upsample_bilinear2d(2 * h, 2 * w, false)?;
+        drop(x);
+        let input = with_coords(&up, &self.coords)?;
+        drop(up);
+        self.conv.forward(input, true)
+    }
+}
+
+/// A linear layer, `x · Wᵀ + b`, with `Wᵀ` stored.
+#[derive(Debug)]
+pub(super) struct Linear {
+    /// The weight, transposed: `in × out`.
+    pub(super) weight_t: Tensor,
+    /// The bias, `1 × out`.
+    pub(super) bias: Tensor,
+}
+
+impl Linear {
+    /// `x` (`n × in`) mapped to `n × out`.
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
+    }
+}
+
+/// An encoder block run on strips of [`STRIP`] input columns, joined: its convolution's
+/// output (before the pool) is the largest tensor of the network. A strip starts and ends 2
+/// columns beyond its share (even, so the pool pairs the same columns), which covers the one
+/// column the 3×3 convolution spoils at a strip edge that is not an image edge.
+pub(super) fn down_in_strips(block: &Down, x: &Tensor) -> candle_core::Result<Tensor> {
+    const MARGIN: usize = 2;
+    let width = x.dims4()?.3;
+    let mut parts = Vec::with_capacity(width.div_ceil(STRIP));
+    for a in (0..width).step_by(STRIP) {
+        let b = (a + STRIP).min(width);
+        let (lo, hi) = (a.saturating_sub(MARGIN), (b + MARGIN).min(width));
+        let y = block.forward(&x.narrow(3, lo, hi - lo)?)?;
+        parts.push(y.narrow(3, (a - lo) / 2, (b - a) / 2)?);
+    }
+    Tensor::cat(&parts, 3)
+}
+
+/// A decoder block run on strips of [`STRIP`] output columns, joined (see
+/// `Network::full_resolution` for why the margin of 4 source columns suffices).
+pub(super) fn up_in_strips(block: &Up, x: &Tensor) -> candle_core::Result<Tensor> {
+    const MARGIN: usize = 4;
+    let half_w = x.dims4()?.3;
+    let width = 2 * half_w;
+    let mut parts = Vec::with_capacity(width.div_ceil(STRIP));
+    for a in (0..width).step_by(STRIP) {
+        let b = (a + STRIP).min(width);
+        let (sa, sb) = ((a / 2).saturating_sub(MARGIN), (b / 2 + MARGIN).min(half_w));
+        let y = block.forward(x.narrow(3, sa, sb - sa)?)?;
+        parts.push(y.narrow(3, a - 2 * sa, b - a)?);
+    }
+    Tensor::cat(&parts, 3)
+}
+
+/// `x` with the coordinate channel (`coords`, one value per row) appended.
+fn with_coords(x: &Tensor, coords: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, _, h, w) = x.dims4()?;
+    let c = coords.broadcast_as((b, 1, h, w))?;
+    Tensor::cat(&[x, &c], 1)
+}
