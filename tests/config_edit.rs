@@ -23,12 +23,7 @@ fn edits(example: &str) -> Vec<Vec<&'static str>> {
             vec!["set", "messaging.mqtt.host", "mqtt.example.org"],
             vec!["set", "retention.keep-newest", "5"],
             vec!["unset", "retention.max-usage"],
-            vec![
-                "set",
-                "detector.batdetect2.command",
-                "/opt/bd2/python",
-                "/opt/bd2/adapter.py",
-            ],
+            vec!["set", "detector.batdetect2.chunked", "true"],
         ],
         "connected" => vec![
             vec!["set", "saving.keep-if[1].to", "dusk+20m"],
