@@ -60,18 +60,12 @@ fn own_user_namespace(pid: &str) -> bool {
     ns(pid).is_some() && ns(pid) != ns("self")
 }
 
-#[test]
-fn real_user_systemd_deploys_and_stops() {
-    let m = private_manager();
-    let runtime = std::fs::metadata(m.runtime_dir()).expect("runtime dir");
-    assert_eq!(runtime.permissions().mode() & 0o7777, 0o700);
-    let w = World::new();
-    let services = w.services();
-    let mut units = services.clone();
+/// `acoupi deploy` of `w` under the manager `m`, which must succeed; the program's services
+/// and its target.
+fn deploy(w: &World, m: &UserManager) -> Vec<String> {
+    let mut units = w.services();
     units.push("acoupi.target".to_owned());
-
-    // Deploy: the units are linked into the private unit directory, enabled and started.
-    let out = w.real(&m, &["deploy"]);
+    let out = w.real(m, &["deploy"]);
     assert_eq!(
         code(&out),
         0,
@@ -80,6 +74,18 @@ fn real_user_systemd_deploys_and_stops() {
         stderr(&out),
         m.diagnose(&units)
     );
+    units
+}
+
+#[test]
+fn real_user_systemd_deploys_and_stops() {
+    let m = private_manager();
+    let runtime = std::fs::metadata(m.runtime_dir()).expect("runtime dir");
+    assert_eq!(runtime.permissions().mode() & 0o7777, 0o700);
+    let w = World::new();
+    let services = w.services();
+    // Deploy: the units are linked into the private unit directory, enabled and started.
+    let units = deploy(&w, &m);
     let mut expected = units.clone();
     expected.push("default.target.wants".to_owned());
     expected.sort();
@@ -108,9 +114,7 @@ fn real_user_systemd_deploys_and_stops() {
     assert_eq!(
         m.property("acoupi.target", "ActiveState"),
         "active",
-        "{}{}\n{}",
-        stdout(&out),
-        stderr(&out),
+        "{}",
         m.diagnose(&units)
     );
     for s in &services {
@@ -307,17 +311,7 @@ fn real_user_systemd_applies_an_edit_and_rolls_a_failing_one_back() {
     let m = private_manager();
     let w = World::new();
     let services = w.services();
-    let mut units = services.clone();
-    units.push("acoupi.target".to_owned());
-    let out = w.real(&m, &["deploy"]);
-    assert_eq!(
-        code(&out),
-        0,
-        "{}{}\n{}",
-        stdout(&out),
-        stderr(&out),
-        m.diagnose(&units)
-    );
+    let units = deploy(&w, &m);
     assert_healthy(&w, &m, &units);
     let pids = |m: &UserManager| -> Vec<String> {
         services.iter().map(|s| m.property(s, "MainPID")).collect()
