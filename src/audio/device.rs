@@ -307,19 +307,11 @@ fn candidates(host: &cpal::Host, matcher: &str) -> Result<Vec<cpal::Device>, Aud
     }
     let needle = matcher.to_lowercase();
     let devices = input_devices(host)?;
-    let found: Vec<cpal::Device> = devices
-        .filter(|d| name(d).to_lowercase().contains(&needle))
-        .collect();
-    let ids: Vec<String> = found
-        .iter()
-        .map(|d| d.id().map(|i| i.id().to_owned()).unwrap_or_default())
-        .collect();
-    let order = preferred(&ids);
-    let mut found: Vec<Option<cpal::Device>> = found.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .filter_map(|i| found.get_mut(i).and_then(Option::take))
-        .collect())
+    Ok(in_preferred_order(
+        devices
+            .filter(|d| name(d).to_lowercase().contains(&needle))
+            .collect(),
+    ))
 }
 
 /// The devices of the plugged-in USB sound cards with identity `usb_id`, best first (as
@@ -338,19 +330,26 @@ fn usb_candidates(
         return Ok(Vec::new());
     }
     let devices = input_devices(host)?;
-    let found: Vec<(String, cpal::Device)> = devices
-        .filter_map(|d| {
-            let id = d.id().map(|i| i.id().to_owned()).ok()?;
-            let card = usb::card_of(&id)?;
-            wanted.contains(&card).then_some((id, d))
-        })
-        .collect();
-    let ids: Vec<String> = found.iter().map(|(id, _)| id.clone()).collect();
-    let mut found: Vec<Option<cpal::Device>> = found.into_iter().map(|(_, d)| Some(d)).collect();
-    Ok(preferred(&ids)
+    Ok(in_preferred_order(
+        devices
+            .filter(|d| usb::card_of(&alsa_id(d)).is_some_and(|card| wanted.contains(&card)))
+            .collect(),
+    ))
+}
+
+/// A device's ALSA id (`hw:CARD=r4,DEV=0`), empty when cpal cannot tell it.
+fn alsa_id(device: &cpal::Device) -> String {
+    device.id().map(|i| i.id().to_owned()).unwrap_or_default()
+}
+
+/// `found`, reordered and filtered by [`preferred`].
+fn in_preferred_order(found: Vec<cpal::Device>) -> Vec<cpal::Device> {
+    let ids: Vec<String> = found.iter().map(alsa_id).collect();
+    let mut found: Vec<Option<cpal::Device>> = found.into_iter().map(Some).collect();
+    preferred(&ids)
         .into_iter()
         .filter_map(|i| found.get_mut(i).and_then(Option::take))
-        .collect())
+        .collect()
 }
 
 /// Which of the devices with these ALSA ids (`hw:CARD=r4,DEV=0`) to try, best first: only the
