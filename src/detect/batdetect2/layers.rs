@@ -4,6 +4,8 @@
 //! [`super::network`]). Out: the layers' outputs. The encoder blocks append a coordinate
 //! channel, convolve, max-pool, batch-normalise and apply ReLU; the decoder blocks upsample
 //! ×2 bilinearly, append the coordinate channel, convolve (batch norm folded) and apply ReLU.
+//! The coordinate channel is constant along each row, so the convolution writes it into its
+//! patches itself ([`conv::conv2d`]) instead of the input being copied to append it.
 //! Layers that work at high resolution run on strips of columns with a margin, which gives
 //! exactly the whole computation's values with a fraction of its memory.
 
@@ -27,7 +29,18 @@ impl Conv {
     /// The convolution of `x` (consumed, so it is freed as early as possible), plus the bias,
     /// then ReLU when `relu`.
     pub(super) fn forward(&self, x: Tensor, relu: bool) -> candle_core::Result<Tensor> {
-        conv::conv2d(&x, &self.weight, &self.bias, self.shape, relu)
+        conv::conv2d(&x, None, &self.weight, &self.bias, self.shape, relu)
+    }
+
+    /// The convolution of `x` with the coordinate channel `coords` (one value per row)
+    /// appended, plus the bias, then ReLU when `relu`.
+    fn forward_with_coords(
+        &self,
+        x: &Tensor,
+        coords: &[f32],
+        relu: bool,
+    ) -> candle_core::Result<Tensor> {
+        conv::conv2d(x, Some(coords), &self.weight, &self.bias, self.shape, relu)
     }
 }
 
@@ -50,8 +63,8 @@ impl Affine {
 /// An encoder block: coordinates, convolution, max pool, batch norm, ReLU.
 #[derive(Debug)]
 pub(super) struct Down {
-    /// The coordinate channel, `1 × 1 × height × 1` (-1 at the top row to 1 at the bottom).
-    pub(super) coords: Tensor,
+    /// The coordinate channel, one value per row (-1 at the top row to 1 at the bottom).
+    pub(super) coords: Vec<f32>,
     /// The 3×3 convolution.
     pub(super) conv: Conv,
     /// The batch norm after the pool.
@@ -61,7 +74,7 @@ pub(super) struct Down {
 impl Down {
     /// The block's output: half the height and width of `x`.
     pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.conv.forward(with_coords(x, &self.coords)?, false)?;
+        let y = self.conv.forward_with_coords(x, &self.coords, false)?;
         let pooled = y.max_pool2d(2)?;
         drop(y);
         self.norm.forward(&pooled)?.relu()
@@ -71,8 +84,8 @@ impl Down {
 /// A decoder block: bilinear ×2, coordinates, convolution (batch norm folded), ReLU.
 #[derive(Debug)]
 pub(super) struct Up {
-    /// The coordinate channel at the upsampled height.
-    pub(super) coords: Tensor,
+    /// The coordinate channel at the upsampled height, one value per row.
+    pub(super) coords: Vec<f32>,
     /// The 3×3 convolution, batch norm folded in.
     pub(super) conv: Conv,
 }
@@ -83,9 +96,7 @@ impl Up {
         let (_, _, h, w) = x.dims4()?;
         let up = x.upsample_bilinear2d(2 * h, 2 * w, false)?;
         drop(x);
-        let input = with_coords(&up, &self.coords)?;
-        drop(up);
-        self.conv.forward(input, true)
+        self.conv.forward_with_coords(&up, &self.coords, true)
     }
 }
 
@@ -136,11 +147,4 @@ pub(super) fn up_in_strips(block: &Up, x: &Tensor) -> candle_core::Result<Tensor
         parts.push(y.narrow(3, a - 2 * sa, b - a)?);
     }
     Tensor::cat(&parts, 3)
-}
-
-/// `x` with the coordinate channel (`coords`, one value per row) appended.
-fn with_coords(x: &Tensor, coords: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, _, h, w) = x.dims4()?;
-    let c = coords.broadcast_as((b, 1, h, w))?;
-    Tensor::cat(&[x, &c], 1)
 }

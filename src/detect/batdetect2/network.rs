@@ -239,9 +239,17 @@ impl Weights {
         })
     }
 
+    /// A block's coordinate channel (`1 × 1 × height × 1` in the checkpoint), one value per row.
+    fn coords(&self, prefix: &str, height: usize) -> Result<Vec<f32>, LoadError> {
+        self.get(&format!("{prefix}.coords"), &[1, 1, height, 1])?
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| self.read(e))
+    }
+
     fn down(&self, prefix: &str, inp: usize, out: usize, height: usize) -> Result<Down, LoadError> {
         Ok(Down {
-            coords: self.get(&format!("{prefix}.coords"), &[1, 1, height, 1])?,
+            coords: self.coords(prefix, height)?,
             conv: self.conv(&format!("{prefix}.conv"), [out, inp + 1, 3, 3], 1, None)?,
             norm: self.affine(&format!("{prefix}.conv_bn"), out)?,
         })
@@ -249,7 +257,7 @@ impl Weights {
 
     fn up(&self, prefix: &str, inp: usize, out: usize, height: usize) -> Result<Up, LoadError> {
         Ok(Up {
-            coords: self.get(&format!("{prefix}.coords"), &[1, 1, height, 1])?,
+            coords: self.coords(prefix, height)?,
             conv: self.conv(
                 &format!("{prefix}.conv"),
                 [out, inp + 1, 3, 3],
