@@ -3,8 +3,10 @@
 //!
 //! In: recordings of random bytes. Out: checks that a move copies bytes and modification time
 //! and never touches the source; reuses an identical file left at the final name and never
-//! overwrites a different one; that a failure, or a crash, before any step leaves no half
-//! file under the final name, its `.part` removed or swept, and a retry succeeds; and, with a
+//! overwrites a different one, even one that lands there during the move or lies on the
+//! source's own file system; that a failure, or a crash, before any step leaves no half
+//! file under the final name, its `.part` removed or swept, and a retry succeeds; that read,
+//! remove and list errors are reported on their file, not taken for success; and, with a
 //! mover process SIGKILLed at random moments, that recovery leaves every recording exactly
 //! once with its bytes, the simulated store pointing at it.
 
@@ -16,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use acoupi::files::moving::{self, MoveError, Placement, Step};
+use acoupi::files::moving::{self, Action, MoveError, Placement, Step};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -385,6 +387,145 @@ fn same_content_compares_length_and_every_byte() {
     assert!(!moving::same_content(&d, &a).expect("compare"));
     assert!(moving::same_content(&e, &f).expect("compare"));
     assert!(moving::same_content(&a, &dir.join("missing")).is_err());
+}
+
+#[test]
+fn a_file_that_appears_at_the_final_name_during_the_move_is_never_overwritten() {
+    let (_s, stage) = staging();
+    let (_d, store) = storage(&stage);
+    let src = stage.join("r1.wav");
+    let bytes = Rng(17).bytes(300_000);
+    write_recording(&src, &bytes);
+
+    // Another recording lands under the chosen name just before the rename (a move running
+    // without the task's lock): the copy goes to the next free name instead.
+    let other = Rng(19).bytes(300_000);
+    let dst_dir = store.join("different");
+    let final_path = dst_dir.join("r1.wav");
+    let mut landed = false;
+    let placed = moving::place_with(&src, &dst_dir, "r1.wav", &mut |s| {
+        if s == Step::Rename && !landed {
+            landed = true;
+            std::fs::write(&final_path, &other)?;
+        }
+        Ok(())
+    })
+    .expect("place");
+    assert_eq!(placed.path, dst_dir.join("r1_1.wav"));
+    assert_eq!(placed.placement, Placement::Copied);
+    assert_eq!(
+        std::fs::read(&final_path).expect("read"),
+        other,
+        "not replaced"
+    );
+    assert_eq!(std::fs::read(&placed.path).expect("read"), bytes);
+    assert_eq!(
+        files_under(&dst_dir),
+        BTreeSet::from([final_path, placed.path])
+    );
+
+    // An identical copy landing there is reused, and the `.part` removed.
+    let dst_dir = store.join("identical");
+    let final_path = dst_dir.join("r1.wav");
+    let placed = moving::place_with(&src, &dst_dir, "r1.wav", &mut |s| {
+        if s == Step::Rename && !final_path.exists() {
+            std::fs::write(&final_path, &bytes)?;
+        }
+        Ok(())
+    })
+    .expect("place");
+    assert_eq!(
+        (placed.path, placed.placement),
+        (final_path.clone(), Placement::Reused)
+    );
+    assert_eq!(files_under(&dst_dir), BTreeSet::from([final_path]));
+}
+
+#[test]
+fn on_one_file_system_other_entries_at_the_final_name_are_told_from_the_source() {
+    let (_s, stage) = staging();
+    let src = stage.join("r1.wav");
+    let bytes = Rng(23).bytes(300_000);
+    write_recording(&src, &bytes);
+    // A directory and another recording of the same length hold the first two names, on the
+    // source's own file system.
+    let dst_dir = stage.join("kept");
+    std::fs::create_dir_all(dst_dir.join("r1.wav")).expect("a directory at the name");
+    let other = Rng(29).bytes(300_000);
+    std::fs::write(dst_dir.join("r1_1.wav"), &other).expect("another recording");
+
+    let placed = moving::place(&src, &dst_dir, "r1.wav").expect("place");
+    assert_eq!(placed.path, dst_dir.join("r1_2.wav"));
+    assert_eq!(placed.placement, Placement::Copied);
+    assert_eq!(std::fs::read(&placed.path).expect("read"), bytes);
+    assert_eq!(
+        std::fs::read(dst_dir.join("r1_1.wav")).expect("read"),
+        other
+    );
+    assert!(dst_dir.join("r1.wav").is_dir());
+    assert_eq!(std::fs::read(&src).expect("source kept"), bytes);
+}
+
+#[test]
+fn a_source_whose_reads_fail_fails_the_move_and_leaves_nothing() {
+    // `/proc/self/mem` is a regular file whose read at offset 0 fails (EIO: nothing is mapped
+    // there), as a recording on a failing card would.
+    let src = Utf8Path::new("/proc/self/mem");
+    let (_d, store) = storage(&staging().1);
+    let e = moving::place(src, &store, "mem.wav").expect_err("the read error");
+    assert!(
+        matches!(&e, MoveError::Io { action: Action::Read, path, .. } if path.as_path() == src),
+        "{e:?}"
+    );
+    assert!(
+        files_under(&store).is_empty(),
+        "no `.part` and no final file"
+    );
+
+    let empty = store.join("empty.wav");
+    std::fs::write(&empty, b"").expect("write");
+    let e = moving::same_content(src, &empty).expect_err("the read error");
+    assert_eq!(
+        e.raw_os_error(),
+        Some(rustix::io::Errno::IO.raw_os_error()),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_source_that_cannot_be_removed_and_a_root_that_cannot_be_listed_are_errors() {
+    let (_d, root) = storage(&staging().1);
+    let dir = root.join("a.wav");
+    std::fs::create_dir(&dir).expect("dir");
+    let e = moving::remove_source(&dir).expect_err("a directory is not removed as a file");
+    assert!(
+        matches!(&e, MoveError::Io { action: Action::Remove, path, .. } if *path == dir),
+        "{e:?}"
+    );
+    assert!(dir.is_dir());
+
+    let file = root.join("b.wav");
+    std::fs::write(&file, b"RIFF").expect("write");
+    let e = moving::sweep_partials(&file, None).expect_err("a file has no entries to list");
+    assert!(
+        matches!(&e, MoveError::Io { action: Action::List, path, .. } if *path == file),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_name_too_long_for_the_file_system_is_reported_on_that_name() {
+    let (_s, stage) = staging();
+    let (_d, store) = storage(&stage);
+    let src = stage.join("r1.wav");
+    write_recording(&src, b"RIFF");
+    let name = format!("{}.wav", "n".repeat(300));
+    let e = moving::place(&src, &store, &name).expect_err("a name past 255 bytes");
+    assert!(
+        matches!(&e, MoveError::Io { action: Action::Read, path, .. } if *path == store.join(&name)),
+        "{e:?}"
+    );
+    assert!(files_under(&store).is_empty());
 }
 
 // ---- A mover SIGKILLed at random moments. ----

@@ -308,3 +308,82 @@ fn times_are_written_as_acoupis_message_store_writes_them() {
     let text = response_text("http://x", &long);
     assert!(text.len() <= RESPONSE_TEXT_MAX && text.starts_with("http://x: é"));
 }
+
+#[test]
+fn a_message_every_remaining_destination_has_is_marked_sent_once() {
+    let (_d, path) = temp();
+    let mut o = Outbox::open(&path).expect("open");
+    o.push(&[
+        msg(1, "2026-06-01T10:00:00Z"),
+        msg(2, "2026-06-01T10:00:01Z"),
+    ])
+    .expect("push");
+    let now = t(NOW);
+    let one = Uuid::from_u128(1);
+    let delivered = [(one, Outcome::Delivered("ok".into()))];
+    let both = ["mqtt://a", "http://b"];
+    let tally = o
+        .record("mqtt://a", &delivered, &both, now, 5)
+        .expect("record");
+    assert_eq!(tally.sent, 0, "http still lacks it");
+    // `http://b` is removed from the manifest: message 1 is now with every destination.
+    assert_eq!(o.mark_sent(&[one], now).expect("mark"), 1);
+    assert_eq!(o.mark_sent(&[one], now).expect("mark again"), 0);
+    assert_eq!(
+        ids(&o.due(now, 10, MessageOrder::OldestFirst).expect("due")),
+        [2]
+    );
+    assert_eq!(o.backlog().expect("backlog").unsent, 1);
+    // A delivery of a message already sent (a destination answering late) is not counted.
+    let tally = o
+        .record("mqtt://a", &delivered, &["mqtt://a"], now, 5)
+        .expect("record");
+    assert_eq!(tally, Tally::default());
+}
+
+#[test]
+fn reading_a_file_without_the_outbox_tables_is_refused_naming_the_first_missing() {
+    let (_d, path) = temp();
+    Connection::open(path.as_std_path())
+        .and_then(|c| c.execute_batch("CREATE TABLE other (x INTEGER);"))
+        .expect("an sqlite file");
+    let err = Outbox::open_read_only(&path).expect_err("no message table");
+    assert!(
+        matches!(
+            err,
+            Error::NotAStore {
+                table: "message",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // acoupi's message store, not yet adopted by a writable open.
+    Connection::open(path.as_std_path())
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TABLE message (id BLOB PRIMARY KEY, content BLOB NOT NULL,
+                    created_on TEXT NOT NULL, message_type TEXT);",
+            )
+        })
+        .expect("acoupi's tables");
+    let err = Outbox::open_read_only(&path).expect_err("no table of ours");
+    assert!(
+        matches!(
+            err,
+            Error::NotAStore {
+                table: "acoupi_rs_message",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_long_response_is_cut_at_a_character_boundary() {
+    // An 11-byte prefix puts the limit inside a two-byte character.
+    let text = response_text("http://xy", &"é".repeat(3000));
+    assert_eq!(text.len(), RESPONSE_TEXT_MAX - 1);
+    assert!(text.starts_with("http://xy: é"));
+}
