@@ -95,14 +95,16 @@ pub(crate) fn parse(
             _ => return KdlDocument::parse_v2(text),
         }
     }
-    fit(&mut whole);
+    fit(&mut whole, text.len());
     Ok(whole)
 }
 
 /// A document's span as the parser gives it: from its first node's start to its last node's
-/// end.
-fn fit(doc: &mut KdlDocument) {
+/// end; for a document without nodes (all blank, comments or commented out), empty at `end`,
+/// where its text ends (the text's end, or a block's closing `}`).
+fn fit(doc: &mut KdlDocument, end: usize) {
     let (Some(first), Some(last)) = (doc.nodes().first(), doc.nodes().last()) else {
+        doc.set_span(SourceSpan::from((end, 0)));
         return;
     };
     let start = first.span().offset();
@@ -154,7 +156,7 @@ fn join(whole: &mut KdlDocument, piece: &Piece, nodes: &mut Vec<KdlNode>) -> boo
         }
         if let Some(close) = piece.close {
             // The block ends here: its span and its node's, as one parse would give them.
-            fit(children);
+            fit(children, close);
             let start = parent.span().offset();
             parent.set_span(SourceSpan::from((start, close + 1 - start)));
         }
@@ -281,6 +283,25 @@ mod tests {
         let (whole, split) = both(&text, 4);
         assert!(whole.starts_with("error:"), "{whole}");
         assert_eq!(whole, split);
+    }
+
+    #[test]
+    fn a_document_whose_every_node_is_commented_out_has_the_wholes_span() {
+        // Found by pieces_always_agree_with_the_whole: the empty document's span is at the
+        // end of the text, not at its start.
+        let top = "/-\ni \"\"\"\n  text { }\n  \"\"\"\n/-g { h }\n";
+        // A block whose children are all commented out, cut inside it: empty at its `}`.
+        let mut block = String::from("x {\n");
+        for i in 0..40 {
+            block.push_str(&format!("    /-c{i} 1\n"));
+        }
+        block.push_str("}\n");
+        for text in [top, &block] {
+            for pieces in 2..5 {
+                let (whole, split) = both(text, pieces);
+                assert_eq!(whole, split, "{pieces} pieces of {text:?}");
+            }
+        }
     }
 
     /// Lines and fragments that end or continue nodes in every way KDL allows.
