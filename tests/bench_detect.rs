@@ -282,20 +282,7 @@ fn bd2_in_child(path: &Utf8Path, threads: usize) -> Option<Bd2Figures> {
         .env("RAYON_NUM_THREADS", threads.to_string())
         .output()
         .expect("run the child benchmark");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD ").map(|(_, figures)| figures))
-        .unwrap_or_else(|| {
-            panic!(
-                "child printed no figures: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    let v: Vec<f64> = line
-        .split(' ')
-        .map(|x| x.parse().expect("number"))
-        .collect();
+    let v = printed_figures(&out, "CHILD ", "the child benchmark");
     Some(Bd2Figures {
         load_s: v[0],
         base_kib: v[1] as u64,
@@ -304,6 +291,24 @@ fn bd2_in_child(path: &Utf8Path, threads: usize) -> Option<Bd2Figures> {
         peak_kib: v[4] as u64,
         detections: v[5] as usize,
     })
+}
+
+/// The numbers of the line of `out`'s standard output that starts with `prefix` (after it),
+/// which `who` printed; its whole output in the panic when there is none.
+fn printed_figures(out: &std::process::Output, prefix: &str, who: &str) -> Vec<f64> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let Some(line) = stdout
+        .lines()
+        .find_map(|l| l.split_once(prefix).map(|(_, v)| v))
+    else {
+        panic!(
+            "{who} printed no figures: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    line.split(' ')
+        .map(|x| x.parse().expect("number"))
+        .collect()
 }
 
 /// A Python with `batdetect2`: `ACOUPI_BATDETECT2_PYTHON`, else the venv
@@ -396,17 +401,7 @@ fn batdetect2_3s_256khz() {
         .args(["-c", PYTHON_BENCH, path.as_str(), &BD2_RUNS.to_string()])
         .output()
         .expect("run the Python benchmark");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("PY ")) else {
-        panic!(
-            "the Python benchmark printed no figures: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let v: Vec<f64> = line
-        .split(' ')
-        .map(|x| x.parse().expect("number"))
-        .collect();
+    let v = printed_figures(&out, "PY ", "the Python benchmark");
     eprintln!(
         "batdetect2 Python ({python}), same file: import and model load {:.2} s; RSS {:.0} MiB \
          loaded; median {:.0} ms per recording of {BD2_RUNS}; peak RSS {:.0} MiB; {} detections \
