@@ -148,7 +148,10 @@ fn bench_continuous_recording() {
         .run(
             &mut source,
             || false,
-            |rec| tx.send(rec).expect("checker alive"),
+            |rec| {
+                tx.send(rec).expect("checker alive");
+                std::ops::ControlFlow::Continue(())
+            },
         )
         .expect("the rotator runs");
     let wall = started.elapsed().as_secs_f64();

@@ -15,6 +15,8 @@
 //! Both refuse to start a file when the staging or the recordings file system has less than
 //! `min_free_bytes` free, and never leave a partial file under a final name.
 
+use std::ops::ControlFlow;
+
 use camino::{Utf8Path, Utf8PathBuf};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -200,18 +202,20 @@ impl Rotator {
         self.overruns
     }
 
-    /// Reads `source` until `stop` returns true (asked after every block) or the source ends,
-    /// handing each finished file to `on_file`. File `k` covers the sample-clock frames
+    /// Reads `source` until `stop` returns true (asked after every block), `on_file` breaks
+    /// or the source ends, handing each finished file to `on_file`. File `k` covers the sample-clock frames
     /// `[b_k, b_(k+1))`, where the boundaries `b` are the multiples of `duration_frames`
     /// counted from the Unix epoch at the capture rate; the last file ends wherever the
-    /// stream stops. On a source error the current file is finished (or removed when empty)
+    /// stream stops, except when `on_file` breaks at a boundary: the stream then ends with that
+    /// file, and the rest of the block read is not kept (no short file follows it). On a
+    /// source error the current file is finished (or removed when empty)
     /// and the error returned, for the caller to reopen the source with backoff; on a write
     /// or disk-space error the current file is removed and the error returned.
     pub fn run(
         &mut self,
         source: &mut dyn Source,
         mut stop: impl FnMut() -> bool,
-        mut on_file: impl FnMut(Recorded),
+        mut on_file: impl FnMut(Recorded) -> ControlFlow<()>,
     ) -> Result<(), AudioError> {
         let format = source.format();
         let tz = check_plan(&self.plan, format)?;
@@ -232,7 +236,10 @@ impl Rotator {
                         && open.sink.frames() > 0
                     {
                         match self.close(open, format, &tz) {
-                            Ok(rec) => on_file(rec),
+                            Ok(rec) => {
+                                // The stream ends here either way.
+                                let _ = on_file(rec);
+                            }
                             Err(err) => tracing::warn!("{err}"),
                         }
                     }
@@ -288,7 +295,9 @@ impl Rotator {
                     && let Some(done) = current.take()
                 {
                     let rec = self.close(done, format, &tz)?;
-                    on_file(rec);
+                    if on_file(rec).is_break() {
+                        return Ok(());
+                    }
                 }
             }
             let seen = source.overruns();
@@ -312,7 +321,8 @@ impl Rotator {
             && open.sink.frames() > 0
         {
             let rec = self.close(open, format, &tz)?;
-            on_file(rec);
+            // The stream ends here either way.
+            let _ = on_file(rec);
         }
         Ok(())
     }
@@ -662,7 +672,11 @@ mod tests {
         assert!(msg.contains(&u64::MAX.to_string()), "{msg}");
         assert!(matches!(&err, AudioError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull));
         assert!(listing(&d.join("staging")).is_empty());
-        let err = Rotator::new(p).run(&mut Counter::new(48_000, 1), || false, |_| {});
+        let err = Rotator::new(p).run(
+            &mut Counter::new(48_000, 1),
+            || false,
+            |_| ControlFlow::Continue(()),
+        );
         assert!(err.unwrap_err().to_string().contains("bytes free"));
         assert!(listing(&d.join("staging")).is_empty());
     }
@@ -726,6 +740,7 @@ mod tests {
                     next_value = check_counter_file(&rec, next_value);
                     std::fs::remove_file(&rec.path).unwrap();
                     recs.push(rec);
+                    ControlFlow::Continue(())
                 },
             )
             .unwrap();
@@ -777,7 +792,14 @@ mod tests {
         src.max_frames = 1_000;
         src.fail_after = Some(9_000);
         let mut recs = Vec::new();
-        let err = Rotator::new(p).run(&mut src, || false, |r| recs.push(r));
+        let err = Rotator::new(p).run(
+            &mut src,
+            || false,
+            |r| {
+                recs.push(r);
+                ControlFlow::Continue(())
+            },
+        );
         assert!(err.unwrap_err().to_string().contains("injected"));
         // 0.05 s in: 2 400 frames to the 0.1 s mark, 4 800 to 0.2 s, the rest kept.
         let frames: Vec<u64> = recs.iter().map(|r| r.frames).collect();
@@ -819,7 +841,10 @@ mod tests {
                     blocks += 1;
                     blocks == 30
                 },
-                |r| recs.push(r),
+                |r| {
+                    recs.push(r);
+                    ControlFlow::Continue(())
+                },
             )
             .unwrap();
         let frames: Vec<u64> = recs.iter().map(|r| r.frames).collect();
@@ -827,5 +852,41 @@ mod tests {
         assert_eq!(recs[0].path.file_name(), Some("20240501_120000.wav"));
         assert_eq!(recs[1].path.file_name(), Some("20240501_120001.wav"));
         assert_eq!(rotator.files(), 2);
+    }
+
+    #[test]
+    fn a_file_that_breaks_ends_the_stream_at_its_boundary() {
+        let (_tmp, d) = dir();
+        // 0.1 s files, started 0.02 s past the grid, read in 50 ms blocks: every file ends
+        // inside a block, whose rest would start the next file.
+        let mut p = plan(&d, 4_800);
+        p.start = Some(ts("2024-05-01T12:00:00.02Z"));
+        let mut src = Counter::new(48_000, 1);
+        let mut recs = Vec::new();
+        let mut rotator = Rotator::new(p);
+        // A bound for a rotator that would not break: 1 s of blocks.
+        let mut blocks = 0;
+        rotator
+            .run(
+                &mut src,
+                || {
+                    blocks += 1;
+                    blocks == 20
+                },
+                |r| {
+                    recs.push(r);
+                    if recs.len() == 3 {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )
+            .unwrap();
+        let frames: Vec<u64> = recs.iter().map(|r| r.frames).collect();
+        assert_eq!(frames, [3_840, 4_800, 4_800]);
+        assert_eq!(rotator.files(), 3);
+        // Nothing after the third file: no short fourth one, no partial file left behind.
+        assert_eq!(listing(&d.join("staging")).len(), 3);
     }
 }

@@ -10,6 +10,7 @@
 //! recorded missing in the state directory with one warning, and cleared when it opens;
 //! overruns are counted by the rotator and logged.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -176,9 +177,12 @@ pub async fn run(connector: Connector, services: Arc<Services>, shutdown: Cancel
                 || s.load(Ordering::Relaxed) || !c.in_windows(&w, jiff::Timestamp::now()),
                 |rec| {
                     let _ = tx.send(rec);
-                    // The next file would pass the staging budget: end the stream here.
+                    // The next file would pass the staging budget: end the stream with this
+                    // one (a short file after it would pass the budget).
                     if matches!(super::tasks::record::over_budget(&p.program), Ok(Some(_))) {
-                        s.store(true, Ordering::Relaxed);
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
                     }
                 },
             );
