@@ -26,8 +26,12 @@ use crate::spec::SampleFormat;
 const MAX_24: i32 = (1 << 23) - 1;
 /// Smallest sample of the 24-bit range.
 const MIN_24: i32 = -(1 << 23);
-/// Samples handed to hound's 16-bit writer at once (bounds its internal buffer).
-const I16_CHUNK: usize = 1 << 16;
+/// Samples handed to hound's 16-bit writer at once (bounds its internal buffer, which it keeps).
+const I16_CHUNK: usize = 1 << 14;
+/// The file's write buffer, below glibc's initial mmap threshold (128 KiB). A larger buffer is
+/// mapped, and freeing a mapping raises the threshold, so later recordings' buffers come from
+/// the heap, whose pages an idle worker then keeps. A sensor writes at most a few MB/s.
+const WRITE_BUFFER: usize = 64 * 1024;
 /// Room kept below the 4 GiB RIFF limit for the headers and the GUANO chunk.
 const RIFF_HEADROOM: u64 = 1 << 20;
 
@@ -194,7 +198,7 @@ impl WavSink {
             done: false,
         };
         // From here on, dropping `sink` removes the partial file.
-        let writer = hound::WavWriter::new(BufWriter::with_capacity(1 << 20, file), spec)
+        let writer = hound::WavWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file), spec)
             .map_err(|e| wav_error("writing", &sink.part, e))?;
         sink.writer = Some(writer);
         Ok(sink)
