@@ -196,7 +196,7 @@ impl Weights {
         padding: usize,
         norm: Option<&str>,
     ) -> Result<Conv, LoadError> {
-        let [out, inp, kh, kw] = dims;
+        let [out, _, kh, kw] = dims;
         let weight = self.get(&format!("{prefix}.weight"), &dims)?;
         let bias = self
             .get(&format!("{prefix}.bias"), &[out])?
@@ -219,10 +219,7 @@ impl Weights {
             }
         };
         Ok(Conv {
-            weight: weight
-                .reshape((out, inp * kh * kw))
-                .and_then(|w| w.contiguous())
-                .map_err(|e| self.read(e))?,
+            weight: conv::tap_major(&weight).map_err(|e| self.read(e))?,
             bias,
             shape: conv::Shape { kh, kw, padding },
         })
@@ -230,13 +227,7 @@ impl Weights {
 
     fn affine(&self, prefix: &str, channels: usize) -> Result<Affine, LoadError> {
         let (scale, shift) = self.norm(prefix, channels)?;
-        let t = |v: Vec<f32>| {
-            Tensor::from_vec(v, (1, channels, 1, 1), &Device::Cpu).map_err(|e| self.read(e))
-        };
-        Ok(Affine {
-            scale: t(scale)?,
-            shift: t(shift)?,
-        })
+        Ok(Affine { scale, shift })
     }
 
     /// A block's coordinate channel (`1 × 1 × height × 1` in the checkpoint), one value per row.
