@@ -17,8 +17,8 @@
 //! (im2col's patches are `kh · kw` times it), and is written once, never zeroed first. Why not
 //! candle's own `conv2d`: for these shapes (few channels, wide images) its im2col gathers one
 //! value at a time and took two thirds of the network's time. The copies (the shifted rows, the
-//! output) are split over as many threads as candle's matrix product uses
-//! (`RAYON_NUM_THREADS`, else the cores).
+//! output) and the rows' products are split over as many threads as candle would use
+//! (`RAYON_NUM_THREADS`, else the cores); gemm's own threading is turned off for the process.
 
 use candle_core::{Device, Storage, Tensor};
 
@@ -117,6 +117,9 @@ pub(super) fn conv2d(
     let input_row = |c: usize, y: usize| &data[start + c * sc + y * sy..][..w];
 
     let threads = candle_core::utils::get_num_threads().max(1);
+    // The rows are shared out among the threads here; gemm splitting each row's small product
+    // again (its own threading, through rayon) cost more than it gained.
+    gemm::set_threading_threshold(usize::MAX);
     // One padded input row, shifted for each column tap: `kw · c_in` runs of `w_out` values.
     let row_len = kw * c_in * w_out;
     let step = if pooled { 2 } else { 1 };
@@ -156,14 +159,49 @@ pub(super) fn conv2d(
         let windows = Tensor::from_vec(shifted, (padded * kw * c_in, w_out), &Device::Cpu)?
             .unfold(0, k, kw * c_in)?
             .transpose(1, 2)?;
-        let product = kernel.broadcast_as((n, c_out, k))?.matmul(&windows)?; // n × c_out × w_out
-        let (p_storage, p_layout) = product.storage_and_layout();
-        let Storage::Cpu(p_cpu) = &*p_storage else {
-            candle_core::bail!("the convolution runs on the CPU only");
+        // Each thread multiplies its share of the rows (a whole number of pooled pairs):
+        // `parts[t]` is `per × c_out × w_out`, rows t · per onwards.
+        let per = n.div_ceil(threads).next_multiple_of(step);
+        let product = |a: usize| {
+            let len = per.min(n - a);
+            kernel
+                .broadcast_as((len, c_out, k))?
+                .matmul(&windows.narrow(0, a, len)?)
         };
-        let p = &p_cpu.as_slice::<f32>()?[p_layout.start_offset()..];
+        let parts: Vec<Tensor> = if per >= n {
+            vec![product(0)?]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..n)
+                    .step_by(per)
+                    .map(|a| {
+                        let product = &product;
+                        s.spawn(move || product(a))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(candle_core::Error::Msg(
+                                "a convolution thread panicked".to_owned(),
+                            ))
+                        })
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()
+            })?
+        };
+        let guards: Vec<_> = parts.iter().map(Tensor::storage_and_layout).collect();
+        let mut slices = Vec::with_capacity(guards.len());
+        for (storage, layout) in &guards {
+            let Storage::Cpu(cpu) = &**storage else {
+                candle_core::bail!("the convolution runs on the CPU only");
+            };
+            slices.push(&cpu.as_slice::<f32>()?[layout.start_offset()..]);
+        }
         // Value (y0 + i, co, x) of the convolution.
-        let at = |i: usize, co: usize| &p[(i * c_out + co) * w_out..][..w_out];
+        let at =
+            |i: usize, co: usize| &slices[i / per][((i % per) * c_out + co) * w_out..][..w_out];
         in_parallel(&mut out, h_res * w_res, threads, |co, plane| {
             let b = bias[co];
             match finish {
