@@ -239,7 +239,7 @@ pub(super) fn conv2d(
 
 /// Calls `f(index, chunk)` for every `len`-long chunk of `data`, the chunks shared out in
 /// contiguous runs among up to `threads` threads.
-fn in_parallel<F>(data: &mut [f32], len: usize, threads: usize, f: F)
+pub(super) fn in_parallel<F>(data: &mut [f32], len: usize, threads: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {

@@ -95,19 +95,25 @@ impl Outputs {
         let plane = self.height * self.width;
         let classes = self.classes();
         let mut out = vec![0.0f32; plane];
-        let mut exp = vec![0.0f32; classes];
-        for (at, o) in out.iter_mut().enumerate() {
-            let mut max = f32::NEG_INFINITY;
-            for c in 0..classes {
-                max = max.max(self.class_logits[c * plane + at]);
+        let row = self.width.max(1);
+        // Rows are shared out among the threads the network uses.
+        let threads = candle_core::utils::get_num_threads();
+        conv::in_parallel(&mut out, row, threads, |y, values| {
+            let mut exp = vec![0.0f32; classes];
+            for (x, o) in values.iter_mut().enumerate() {
+                let at = y * row + x;
+                let mut max = f32::NEG_INFINITY;
+                for c in 0..classes {
+                    max = max.max(self.class_logits[c * plane + at]);
+                }
+                let mut sum = 0.0f32;
+                for (c, e) in exp.iter_mut().enumerate() {
+                    *e = (self.class_logits[c * plane + at] - max).exp();
+                    sum += *e;
+                }
+                *o = exp[..classes - 1].iter().map(|e| e / sum).sum();
             }
-            let mut sum = 0.0f32;
-            for (c, e) in exp.iter_mut().enumerate() {
-                *e = (self.class_logits[c * plane + at] - max).exp();
-                sum += *e;
-            }
-            *o = exp[..classes - 1].iter().map(|e| e / sum).sum();
-        }
+        });
         out
     }
 }
