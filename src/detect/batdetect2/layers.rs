@@ -29,7 +29,7 @@ impl Conv {
     /// The convolution of `x` (consumed, so it is freed as early as possible), plus the bias,
     /// then ReLU when `relu`.
     pub(super) fn forward(&self, x: Tensor, relu: bool) -> candle_core::Result<Tensor> {
-        conv::conv2d(&x, None, &self.weight, &self.bias, self.shape, relu)
+        conv::conv2d(&x, None, &self.weight, &self.bias, self.shape, finish(relu))
     }
 
     /// The convolution of `x` with the coordinate channel `coords` (one value per row)
@@ -38,29 +38,39 @@ impl Conv {
         &self,
         x: &Tensor,
         coords: &[f32],
-        relu: bool,
+        finish: conv::Finish<'_>,
     ) -> candle_core::Result<Tensor> {
-        conv::conv2d(x, Some(coords), &self.weight, &self.bias, self.shape, relu)
+        conv::conv2d(
+            x,
+            Some(coords),
+            &self.weight,
+            &self.bias,
+            self.shape,
+            finish,
+        )
+    }
+}
+
+/// ReLU or nothing after the bias.
+fn finish(relu: bool) -> conv::Finish<'static> {
+    if relu {
+        conv::Finish::Relu
+    } else {
+        conv::Finish::Linear
     }
 }
 
 /// A per-channel scale and shift (an inference-mode batch norm).
 #[derive(Debug)]
 pub(super) struct Affine {
-    /// Per-channel factor, `1 × channels × 1 × 1`.
-    pub(super) scale: Tensor,
-    /// Per-channel offset, `1 × channels × 1 × 1`.
-    pub(super) shift: Tensor,
+    /// Per-channel factor.
+    pub(super) scale: Vec<f32>,
+    /// Per-channel offset.
+    pub(super) shift: Vec<f32>,
 }
 
-impl Affine {
-    /// `x · scale + shift`.
-    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
-    }
-}
-
-/// An encoder block: coordinates, convolution, max pool, batch norm, ReLU.
+/// An encoder block: coordinates, convolution, max pool, batch norm, ReLU (the last three
+/// applied as the convolution writes its output).
 #[derive(Debug)]
 pub(super) struct Down {
     /// The coordinate channel, one value per row (-1 at the top row to 1 at the bottom).
@@ -74,10 +84,11 @@ pub(super) struct Down {
 impl Down {
     /// The block's output: half the height and width of `x`.
     pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.conv.forward_with_coords(x, &self.coords, false)?;
-        let pooled = y.max_pool2d(2)?;
-        drop(y);
-        self.norm.forward(&pooled)?.relu()
+        let finish = conv::Finish::PoolNormRelu {
+            scale: &self.norm.scale,
+            shift: &self.norm.shift,
+        };
+        self.conv.forward_with_coords(x, &self.coords, finish)
     }
 }
 
@@ -96,7 +107,8 @@ impl Up {
         let (_, _, h, w) = x.dims4()?;
         let up = x.upsample_bilinear2d(2 * h, 2 * w, false)?;
         drop(x);
-        self.conv.forward_with_coords(&up, &self.coords, true)
+        self.conv
+            .forward_with_coords(&up, &self.coords, conv::Finish::Relu)
     }
 }
 

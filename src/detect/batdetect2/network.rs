@@ -95,19 +95,25 @@ impl Outputs {
         let plane = self.height * self.width;
         let classes = self.classes();
         let mut out = vec![0.0f32; plane];
-        let mut exp = vec![0.0f32; classes];
-        for (at, o) in out.iter_mut().enumerate() {
-            let mut max = f32::NEG_INFINITY;
-            for c in 0..classes {
-                max = max.max(self.class_logits[c * plane + at]);
+        let row = self.width.max(1);
+        // Rows are shared out among the threads the network uses.
+        let threads = candle_core::utils::get_num_threads();
+        conv::in_parallel(&mut out, row, threads, |y, values| {
+            let mut exp = vec![0.0f32; classes];
+            for (x, o) in values.iter_mut().enumerate() {
+                let at = y * row + x;
+                let mut max = f32::NEG_INFINITY;
+                for c in 0..classes {
+                    max = max.max(self.class_logits[c * plane + at]);
+                }
+                let mut sum = 0.0f32;
+                for (c, e) in exp.iter_mut().enumerate() {
+                    *e = (self.class_logits[c * plane + at] - max).exp();
+                    sum += *e;
+                }
+                *o = exp[..classes - 1].iter().map(|e| e / sum).sum();
             }
-            let mut sum = 0.0f32;
-            for (c, e) in exp.iter_mut().enumerate() {
-                *e = (self.class_logits[c * plane + at] - max).exp();
-                sum += *e;
-            }
-            *o = exp[..classes - 1].iter().map(|e| e / sum).sum();
-        }
+        });
         out
     }
 }
@@ -196,7 +202,7 @@ impl Weights {
         padding: usize,
         norm: Option<&str>,
     ) -> Result<Conv, LoadError> {
-        let [out, inp, kh, kw] = dims;
+        let [out, _, kh, kw] = dims;
         let weight = self.get(&format!("{prefix}.weight"), &dims)?;
         let bias = self
             .get(&format!("{prefix}.bias"), &[out])?
@@ -219,10 +225,7 @@ impl Weights {
             }
         };
         Ok(Conv {
-            weight: weight
-                .reshape((out, inp * kh * kw))
-                .and_then(|w| w.contiguous())
-                .map_err(|e| self.read(e))?,
+            weight: conv::tap_major(&weight).map_err(|e| self.read(e))?,
             bias,
             shape: conv::Shape { kh, kw, padding },
         })
@@ -230,13 +233,7 @@ impl Weights {
 
     fn affine(&self, prefix: &str, channels: usize) -> Result<Affine, LoadError> {
         let (scale, shift) = self.norm(prefix, channels)?;
-        let t = |v: Vec<f32>| {
-            Tensor::from_vec(v, (1, channels, 1, 1), &Device::Cpu).map_err(|e| self.read(e))
-        };
-        Ok(Affine {
-            scale: t(scale)?,
-            shift: t(shift)?,
-        })
+        Ok(Affine { scale, shift })
     }
 
     /// A block's coordinate channel (`1 × 1 × height × 1` in the checkpoint), one value per row.

@@ -139,7 +139,9 @@ fn pcen(spec: &mut Spectrogram, params: &Params) {
     let b = ((1.0 + 4.0 * t_frames * t_frames).sqrt() - 1.0) / (2.0 * t_frames * t_frames);
     let scale = 2f32.powi(31);
     let width = spec.width;
-    for row in spec.data.chunks_mut(width.max(1)) {
+    // Rows are independent: they are shared out among the threads the network uses.
+    let threads = candle_core::utils::get_num_threads();
+    super::conv::in_parallel(&mut spec.data, width.max(1), threads, |_, row| {
         // librosa starts the smoother in the steady state of a unit input.
         let mut smooth = 1.0f64;
         for v in row.iter_mut() {
@@ -149,7 +151,7 @@ fn pcen(spec: &mut Spectrogram, params: &Params) {
             let out = BIAS.powf(POWER) * (POWER * (s * gain / BIAS).ln_1p()).exp_m1();
             *v = out as f32;
         }
-    }
+    });
 }
 
 /// Subtracts each row's mean over time and clips at zero.
