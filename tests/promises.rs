@@ -3,15 +3,16 @@
 //! tasks at once as its concurrency; beat never fires a saved slot again after a
 //! restart and skips what it missed; a retry does not run before its backoff, nor a task
 //! before its `eta`; a task past its soft limit is warned about; at shutdown, deliveries
-//! prefetched but not started go back to the queue; SIGTERM lets a running task finish and
-//! acknowledges it once; a publish is confirmed, and a refused or unroutable one is an error
-//! that fails its task instead of stopping the worker or vanishing. The RabbitMQ tests use
-//! the shared broker with their own queues, which they delete even when they fail.
+//! prefetched but not started go back to the queue, at once even while other tasks still
+//! run; SIGTERM lets a running task finish and acknowledges it once; a publish is confirmed,
+//! and a refused or unroutable one is an error that fails its task instead of stopping the
+//! worker or vanishing. The RabbitMQ tests use the shared broker with their own queues,
+//! which they delete even when they fail.
 
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -374,6 +375,68 @@ async fn rabbitmq_shutdown_requeues_prefetched_deliveries_one_at_a_time() {
 #[tokio::test]
 async fn rabbitmq_shutdown_requeues_deliveries_waiting_for_a_slot() {
     shutdown_gives_back_what_it_did_not_start(2, "requeue2").await;
+}
+
+/// `hold` tasks started so far, and the permits that let them finish.
+static HOLD_STARTED: AtomicUsize = AtomicUsize::new(0);
+static HOLD_RELEASE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+/// Runs until the test releases it (fails after a minute, should the test be gone).
+fn hold(_ctx: TaskContext, _args: Vec<Json>, _kwargs: Map<String, Json>) -> TaskFuture {
+    Box::pin(async move {
+        HOLD_STARTED.fetch_add(1, Ordering::SeqCst);
+        match tokio::time::timeout(Duration::from_secs(60), HOLD_RELEASE.acquire()).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                Ok(Json::Null)
+            }
+            _ => Err(TaskError::Permanent("never released".into())),
+        }
+    })
+}
+
+/// Shutdown while tasks run: the deliveries waiting for a slot go back to RabbitMQ at once,
+/// for another worker to take, and are not held until the running tasks have finished and
+/// the connection closes; consuming stops, so they are not delivered here again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_shutdown_gives_back_waiting_deliveries_while_tasks_still_run() {
+    let queues = Queues::new("giveback");
+    let q = queues.name();
+    let broker = rabbit("acoupi test give-back publisher").await;
+    broker.declare(&q).await.unwrap();
+    let total = 6;
+    for _ in 0..total {
+        let msg = TaskMessage::new("hold", vec![], Map::new());
+        broker.publish(&q, &msg.encode()).await.unwrap();
+    }
+    let mut registry = Registry::builtin();
+    registry.insert("hold", hold);
+    let w = spawn_worker(
+        amqp(common::runtime::AMQP, &format!("acoupi test {q}")),
+        Arc::new(program(MINIMAL)),
+        worker_def(&q, 2, total),
+        registry,
+        worker::Options::default(),
+    );
+    // Every message delivered to the worker, two of them running.
+    wait_for_depth(&broker, &q, 0, Duration::from_secs(20)).await;
+    wait_for(Duration::from_secs(20), "two tasks to start", || {
+        HOLD_STARTED.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    let stats = Arc::clone(&w.stats);
+    w.shutdown.cancel();
+    // The four that never started are back in the queue while the two running tasks still
+    // hold their slots.
+    wait_for_depth(&broker, &q, total - 2, Duration::from_secs(20)).await;
+    assert_eq!(HOLD_STARTED.load(Ordering::SeqCst), 2);
+    assert_eq!(stats.succeeded.load(Ordering::Relaxed), 0);
+    HOLD_RELEASE.add_permits(2);
+    w.stop().await;
+    assert_eq!(stats.succeeded.load(Ordering::Relaxed), 2);
+    assert_eq!(broker.depth(&q).await.unwrap(), total - 2);
+    assert_eq!(broker.depth(&dead_letter_queue(&q)).await.unwrap(), 0);
+    broker.close().await;
 }
 
 /// A real `acoupi worker` process given SIGTERM while a task runs: the task completes, is

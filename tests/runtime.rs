@@ -1,8 +1,9 @@
 //! The runtime against the in-process broker and a real RabbitMQ: chaining, acks late,
-//! retries, dead letters, time limits, broker loss, a worker killed mid-task, and beat's
-//! slots across restarts. Every RabbitMQ test uses its own queue names, so they run in
-//! parallel on one broker, and deletes them even when it fails; a missing broker fails the
-//! test with how to start it.
+//! retries, dead letters, a worker of two queues, the queue operations the commands use, an
+//! unreachable broker given up in time, time limits, broker loss, a worker killed mid-task,
+//! and beat's slots across restarts. Every RabbitMQ test uses its own queue names, so they
+//! run in parallel on one broker, and deletes them even when it fails; a missing broker fails
+//! the test with how to start it.
 
 mod common;
 
@@ -196,6 +197,116 @@ async fn rabbitmq_poison_messages_go_to_the_dead_letter_queue() {
     assert_eq!(reasons[1], "unknown task `no-such-task`");
     w.stop().await;
     broker.close().await;
+}
+
+/// A worker consuming two RabbitMQ queues, with one prefetch slot each, runs the tasks of
+/// both and acknowledges them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_worker_of_two_queues_runs_the_tasks_of_both() {
+    let mut queues = Queues::new("twoq");
+    let first = queues.name();
+    let second = queues.also(format!("{first}b"));
+    let broker = rabbit("acoupi test two-queue publisher").await;
+    for q in [&first, &second] {
+        broker.declare(q).await.unwrap();
+        for _ in 0..3 {
+            let msg = TaskMessage::new("noop", vec![], Map::new());
+            broker.publish(q, &msg.encode()).await.unwrap();
+        }
+    }
+    let mut def = worker_def(&first, 1, 1);
+    def.queues.push(second.clone());
+    let w = spawn_worker(
+        Connector::Amqp {
+            url: AMQP.into(),
+            name: format!("acoupi test {first}"),
+        },
+        Arc::new(program(
+            "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\n",
+        )),
+        def,
+        Registry::builtin(),
+        worker::Options::default(),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the six tasks of both queues",
+        || w.stats.succeeded.load(Ordering::Relaxed) == 6,
+    )
+    .await;
+    w.stop().await;
+    for q in [&first, &second] {
+        assert_eq!(broker.depth(q).await.unwrap(), 0, "{q}");
+        assert_eq!(broker.depth(&dead_letter_queue(q)).await.unwrap(), 0, "{q}");
+    }
+    broker.close().await;
+}
+
+/// The queue operations `acoupi status`, `acoupi stop` and the tests' cleanup rely on, on
+/// RabbitMQ: a consumer is counted while it consumes and no longer once cancelled, a purge
+/// removes the ready messages and counts them, and a delete removes the queue and its
+/// dead-letter queue.
+#[tokio::test]
+async fn rabbitmq_consumers_are_counted_a_purge_empties_and_a_delete_removes() {
+    let queues = Queues::new("qops");
+    let q = queues.name();
+    let broker = rabbit("acoupi test queue operations").await;
+    broker.declare(&q).await.unwrap();
+    assert_eq!(broker.consumers(&q).await.unwrap(), 0);
+    let deliveries = broker
+        .consume(std::slice::from_ref(&q), 1, "acoupi-test-qops")
+        .await
+        .unwrap();
+    assert_eq!(broker.consumers(&q).await.unwrap(), 1);
+    broker.cancel().await;
+    assert_eq!(broker.consumers(&q).await.unwrap(), 0);
+    drop(deliveries);
+    for _ in 0..3 {
+        let msg = TaskMessage::new("noop", vec![], Map::new());
+        broker.publish(&q, &msg.encode()).await.unwrap();
+    }
+    assert_eq!(broker.depth(&q).await.unwrap(), 3);
+    assert_eq!(broker.purge(&q).await.unwrap(), 3);
+    assert_eq!(broker.depth(&q).await.unwrap(), 0);
+    broker.delete(&q).await.unwrap();
+    broker.close().await;
+    // A passive declare of a missing queue fails and closes its channel: one connection each.
+    for gone in [q.clone(), dead_letter_queue(&q)] {
+        let check = rabbit("acoupi test queue operations check").await;
+        assert!(check.depth(&gone).await.is_err(), "`{gone}` is still there");
+        check.close().await;
+    }
+}
+
+/// A broker that cannot be reached is retried with doubling delays until the time given
+/// runs out, and then reported: with one second, the attempts at 0, 0.1, 0.3 and 0.7 s fail
+/// and the next (1.5 s) would be too late.
+#[tokio::test]
+async fn an_unreachable_broker_is_retried_with_backoff_then_given_up() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("amqp://127.0.0.1:{port}/%2f");
+    let start = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        Broker::connect_amqp(
+            &url,
+            "acoupi test unreachable",
+            Some(Duration::from_secs(1)),
+        ),
+    )
+    .await
+    .expect("never gave up");
+    let took = start.elapsed();
+    assert!(result.is_err(), "connected to nothing");
+    assert!(
+        took >= Duration::from_millis(700),
+        "gave up after {took:?}, before its retries"
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! delivered, and expires after `max-attempts`; an unreachable destination costs one failed
 //! response and no attempts, and its messages go out in order once it answers; with two
 //! destinations a message is sent only when both have it, and the one that already has it is
-//! not sent it again; messages past `max-age` expire without being sent.
+//! not sent it again, and a message every remaining destination has is marked sent when one
+//! is removed; messages past `max-age` expire without being sent.
 
 mod common;
 
@@ -124,6 +125,12 @@ async fn a_refused_message_backs_off_while_the_rest_are_delivered() {
     assert_eq!(report["selected"], 3, "{report}");
     assert_eq!(report["sent"], 2, "{report}");
     assert_eq!(report["refused"], 1, "{report}");
+    let dest = &report["destinations"][server.url("/messages")];
+    assert_eq!(
+        (&dest["delivered"], &dest["refused"]),
+        (&json!(2), &json!(1)),
+        "{report}"
+    );
     assert_eq!(numbers(&server), [0, 1, 2]);
     assert_eq!(backlog(&program), (1, 0));
     let stored = responses(&program);
@@ -243,6 +250,37 @@ async fn with_two_destinations_a_message_is_sent_when_both_have_it_and_once_each
         "MQTT was sent a message it had"
     );
     assert_eq!(backlog(&program), (0, 0));
+}
+
+/// A message every destination still in the program has is marked sent, without being sent
+/// again: here the MQTT broker that could not be reached was removed from the manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_remaining_destinations_have_is_marked_sent_when_one_is_removed() {
+    let (_d, dir) = common::tempdir();
+    let server = HttpServer::start(Vec::new());
+    let url = server.url("/m");
+    let port = common::mosquitto::free_port();
+    let both = program(
+        &dir,
+        &format!("http url=\"{url}\"\nmqtt host=\"127.0.0.1\" port={port}"),
+    );
+    queue(&both, 1);
+    let report = send(&both, at(60)).await;
+    assert_eq!(report["sent"], 0, "{report}");
+    assert_eq!(report["destinations"][&url]["delivered"], 1, "{report}");
+    assert_eq!(backlog(&both), (1, 0));
+    let one = program(&dir, &format!("http url=\"{url}\""));
+    let report = send(&one, at(120)).await;
+    assert_eq!(report["selected"], 1, "{report}");
+    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(
+        numbers(&server),
+        [0],
+        "sent again to a destination that had it"
+    );
+    assert_eq!(backlog(&one), (0, 0));
+    let report = send(&one, at(180)).await;
+    assert_eq!(report["selected"], 0, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

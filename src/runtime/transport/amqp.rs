@@ -440,3 +440,44 @@ pub async fn bare_drain(
     }
     Ok(elapsed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::DecimalValue;
+    use serde_json::json;
+
+    /// Headers go out as the AMQP values Celery reads and come back as the same JSON; values
+    /// only another producer sends read as what they mean (a decimal is its digits over ten
+    /// to its scale).
+    #[test]
+    fn headers_convert_to_amqp_values_and_back() {
+        let headers: BTreeMap<String, Json> = [
+            ("id", json!("abc")),
+            ("retries", json!(2)),
+            ("timelimit", json!([30.5, null])),
+            ("ignore_result", json!(false)),
+            ("nested", json!({"k": [1, "two"]})),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(from_table(&to_table(&headers)), headers);
+        let mut foreign = FieldTable::default();
+        foreign.insert(
+            "price".into(),
+            AMQPValue::DecimalValue(DecimalValue {
+                scale: 2,
+                value: 12_345,
+            }),
+        );
+        foreign.insert("small".into(), AMQPValue::ShortShortInt(-3));
+        assert_eq!(
+            from_table(&foreign),
+            BTreeMap::from([
+                ("price".to_owned(), json!(123.45)),
+                ("small".to_owned(), json!(-3)),
+            ])
+        );
+    }
+}
