@@ -9,10 +9,11 @@
 //! Layers that work at high resolution run on strips of columns with a margin, which gives
 //! exactly the whole computation's values with a fraction of its memory.
 
-use candle_core::Tensor;
+use candle_core::{Device, Storage, Tensor};
 
 use super::conv;
 use super::network::STRIP;
+use super::spectrogram::source_index;
 
 /// A convolution with its bias (and any batch norm folded in).
 #[derive(Debug)]
@@ -104,12 +105,51 @@ pub(super) struct Up {
 impl Up {
     /// The block's output: twice the height and width of `x` (consumed).
     pub(super) fn forward(&self, x: Tensor) -> candle_core::Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let up = x.upsample_bilinear2d(2 * h, 2 * w, false)?;
+        let up = upsample_2x(&x)?;
         drop(x);
         self.conv
             .forward_with_coords(&up, &self.coords, conv::Finish::Relu)
     }
+}
+
+/// `x` (`1 × c × h × w`, any layout with contiguous columns) upsampled ×2 bilinearly, as
+/// torch's `interpolate(scale_factor=2, mode="bilinear", align_corners=False)`; the output rows
+/// are shared out among the network's threads.
+pub(super) fn upsample_2x(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (_, c, h, w) = x.dims4()?;
+    if x.stride()[3] != 1 {
+        return upsample_2x(&x.contiguous()?);
+    }
+    let (h2, w2) = (2 * h, 2 * w);
+    let mut out = vec![0.0f32; c * h2 * w2];
+    if out.is_empty() {
+        return Tensor::from_vec(out, (1, c, h2, w2), &Device::Cpu);
+    }
+    let rows: Vec<_> = (0..h2).map(|y| source_index(y, h, h2)).collect();
+    let cols: Vec<_> = (0..w2).map(|x| source_index(x, w, w2)).collect();
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("the upsampling runs on the CPU only");
+    };
+    let data = cpu.as_slice::<f32>()?;
+    let (start, sc, sy) = (
+        layout.start_offset(),
+        layout.stride()[1],
+        layout.stride()[2],
+    );
+    let threads = candle_core::utils::get_num_threads();
+    conv::in_parallel(&mut out, w2, threads, |r, dst| {
+        let (channel, (y0, y1, wy)) = (r / h2, rows[r % h2]);
+        let r0 = &data[start + channel * sc + y0 * sy..][..w];
+        let r1 = &data[start + channel * sc + y1 * sy..][..w];
+        for (d, &(x0, x1, wx)) in dst.iter_mut().zip(&cols) {
+            let top = (1.0 - wx) * r0[x0] + wx * r0[x1];
+            let bottom = (1.0 - wx) * r1[x0] + wx * r1[x1];
+            *d = (1.0 - wy) * top + wy * bottom;
+        }
+    });
+    drop(storage);
+    Tensor::from_vec(out, (1, c, h2, w2), &Device::Cpu)
 }
 
 /// A linear layer, `x · Wᵀ + b`, with `Wᵀ` stored.
@@ -159,4 +199,34 @@ pub(super) fn up_in_strips(block: &Up, x: &Tensor) -> candle_core::Result<Tensor
         parts.push(y.narrow(3, a - 2 * sa, b - a)?);
     }
     Tensor::cat(&parts, 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsampling_matches_candles_bilinear_upsampling_on_a_view() {
+        let (c, h, w) = (3, 5, 14);
+        let x: Vec<f32> = (0..c * h * w)
+            .map(|i| ((i * 23 % 37) as f32 - 18.0) / 11.0)
+            .collect();
+        let whole = Tensor::from_slice(&x, (1, c, h, w), &Device::Cpu).expect("input");
+        let view = whole.narrow(3, 2, 9).expect("narrows");
+        let want = view
+            .contiguous()
+            .and_then(|v| v.upsample_bilinear2d(2 * h, 18, false))
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("candle upsamples");
+        let got = upsample_2x(&view).expect("upsamples");
+        assert_eq!(got.dims(), &[1, c, 2 * h, 18]);
+        let got = got
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("values");
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+    }
 }
