@@ -20,7 +20,8 @@ use acoupi::runtime::transport::memory::MemoryBroker;
 use acoupi::runtime::transport::{Broker, dead_letter_queue};
 use acoupi::runtime::worker::{self, Connector};
 use common::runtime::{
-    AMQP, KillOnDrop, Queues, program, rabbit, run_beat, spawn_worker, wait_for, worker_def,
+    AMQP, KillOnDrop, LogCapture, Queues, program, rabbit, run_beat, spawn_worker, wait_for,
+    worker_def,
 };
 use serde_json::{Map, Value as Json, json};
 
@@ -280,9 +281,11 @@ async fn rabbitmq_consumers_are_counted_a_purge_empties_and_a_delete_removes() {
 
 /// A broker that cannot be reached is retried with doubling delays until the time given
 /// runs out, and then reported: with one second, the attempts at 0, 0.1, 0.3 and 0.7 s fail
-/// and the next (1.5 s) would be too late.
+/// and the next (1.5 s) would be too late, so it is retried at most three times.
 #[tokio::test]
 async fn an_unreachable_broker_is_retried_with_backoff_then_given_up() {
+    let logs = LogCapture::default();
+    let _subscriber = tracing::subscriber::set_default(logs.subscriber("warn"));
     // A port nothing listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -306,6 +309,11 @@ async fn an_unreachable_broker_is_retried_with_backoff_then_given_up() {
     assert!(
         took >= Duration::from_millis(700),
         "gave up after {took:?}, before its retries"
+    );
+    let retries = logs.text().matches("broker unreachable").count();
+    assert!(
+        (1..=3).contains(&retries),
+        "{retries} retries in {took:?}: no backoff"
     );
 }
 
