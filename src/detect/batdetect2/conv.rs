@@ -18,9 +18,9 @@
 //! candle's own `conv2d`: for these shapes (few channels, wide images) its im2col gathers one
 //! value at a time and took two thirds of the network's time. The copies (the shifted rows, the
 //! output) and the rows' products are split over as many threads as candle would use
-//! (`RAYON_NUM_THREADS`, else the cores); gemm's own threading is turned off for the process.
+//! (`RAYON_NUM_THREADS`, else the cores); loading the network turns gemm's own threading off.
 
-use candle_core::{Device, Storage, Tensor};
+use candle_core::{Device, Layout, Storage, StorageRef, Tensor};
 
 /// Values of shifted input rows laid out at once (8 MB of `f32`).
 const BAND_VALUES: usize = 1 << 21;
@@ -104,22 +104,12 @@ pub(super) fn conv2d(
         return Tensor::from_vec(out, (1, c_out, h_res, w_res), &Device::Cpu);
     }
     let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("the convolution runs on the CPU only");
-    };
-    let data = cpu.as_slice::<f32>()?;
-    let (start, sc, sy) = (
-        layout.start_offset(),
-        layout.stride()[1],
-        layout.stride()[2],
-    );
+    let data = values(&storage, layout)?;
+    let (sc, sy) = (layout.stride()[1], layout.stride()[2]);
     // Input row `y` of channel `c` (`c < c_x`).
-    let input_row = |c: usize, y: usize| &data[start + c * sc + y * sy..][..w];
+    let input_row = |c: usize, y: usize| &data[c * sc + y * sy..][..w];
 
     let threads = candle_core::utils::get_num_threads().max(1);
-    // The rows are shared out among the threads here; gemm splitting each row's small product
-    // again (its own threading, through rayon) cost more than it gained.
-    gemm::set_threading_threshold(usize::MAX);
     // One padded input row, shifted for each column tap: `kw · c_in` runs of `w_out` values.
     let row_len = kw * c_in * w_out;
     let step = if pooled { 2 } else { 1 };
@@ -192,13 +182,10 @@ pub(super) fn conv2d(
             })?
         };
         let guards: Vec<_> = parts.iter().map(Tensor::storage_and_layout).collect();
-        let mut slices = Vec::with_capacity(guards.len());
-        for (storage, layout) in &guards {
-            let Storage::Cpu(cpu) = &**storage else {
-                candle_core::bail!("the convolution runs on the CPU only");
-            };
-            slices.push(&cpu.as_slice::<f32>()?[layout.start_offset()..]);
-        }
+        let slices = guards
+            .iter()
+            .map(|(storage, layout)| values(storage, layout))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         // Value (y0 + i, co, x) of the convolution.
         let at =
             |i: usize, co: usize| &slices[i / per][((i % per) * c_out + co) * w_out..][..w_out];
@@ -235,6 +222,18 @@ pub(super) fn conv2d(
     }
     drop(storage);
     Tensor::from_vec(out, (1, c_out, h_res, w_res), &Device::Cpu)
+}
+
+/// The `f32` values of a CPU tensor read in place, from its layout's start (the storage stays
+/// read-locked while `storage` lives).
+pub(super) fn values<'a>(
+    storage: &'a StorageRef<'_>,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let Storage::Cpu(cpu) = &**storage else {
+        candle_core::bail!("BatDetect2's network runs on the CPU only");
+    };
+    Ok(&cpu.as_slice::<f32>()?[layout.start_offset()..])
 }
 
 /// Calls `f(index, chunk)` for every `len`-long chunk of `data`, the chunks shared out in

@@ -9,7 +9,7 @@
 //! Layers that work at high resolution run on strips of columns with a margin, which gives
 //! exactly the whole computation's values with a fraction of its memory.
 
-use candle_core::{Device, Storage, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::conv;
 use super::network::STRIP;
@@ -128,20 +128,13 @@ pub(super) fn upsample_2x(x: &Tensor) -> candle_core::Result<Tensor> {
     let rows: Vec<_> = (0..h2).map(|y| source_index(y, h, h2)).collect();
     let cols: Vec<_> = (0..w2).map(|x| source_index(x, w, w2)).collect();
     let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("the upsampling runs on the CPU only");
-    };
-    let data = cpu.as_slice::<f32>()?;
-    let (start, sc, sy) = (
-        layout.start_offset(),
-        layout.stride()[1],
-        layout.stride()[2],
-    );
+    let data = conv::values(&storage, layout)?;
+    let (sc, sy) = (layout.stride()[1], layout.stride()[2]);
     let threads = candle_core::utils::get_num_threads();
     conv::in_parallel(&mut out, w2, threads, |r, dst| {
         let (channel, (y0, y1, wy)) = (r / h2, rows[r % h2]);
-        let r0 = &data[start + channel * sc + y0 * sy..][..w];
-        let r1 = &data[start + channel * sc + y1 * sy..][..w];
+        let r0 = &data[channel * sc + y0 * sy..][..w];
+        let r1 = &data[channel * sc + y1 * sy..][..w];
         for (d, &(x0, x1, wx)) in dst.iter_mut().zip(&cols) {
             let top = (1.0 - wx) * r0[x0] + wx * r0[x1];
             let bottom = (1.0 - wx) * r1[x0] + wx * r1[x1];

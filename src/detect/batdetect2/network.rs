@@ -291,6 +291,10 @@ impl Network {
             tensors: tensors.into_iter().collect(),
             path: path.to_string(),
         };
+        // The convolutions share their rows out among the threads themselves; gemm splitting
+        // each row's small product again (its own threading, through rayon) cost more than it
+        // gained. The setting is the process's.
+        gemm::set_threading_threshold(usize::MAX);
         let f = params.num_filters;
         let h = params.ip_height;
         let classes = params.class_names.len() + 1;
