@@ -9,6 +9,7 @@ use crate::runtime::{self as rt, beat};
 
 /// Runs beat.
 pub fn run(home_flag: Option<&Utf8Path>) -> ExitStatus {
+    crate::host::memory::one_arena();
     rt::init_service_logging(home_flag, crate::spec::layout::BEAT_UNIT);
     let (_home, program) = match load_service(home_flag, crate::spec::layout::BEAT_UNIT) {
         Ok(p) => p,

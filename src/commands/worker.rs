@@ -12,6 +12,7 @@ use crate::runtime::{self as rt, tasks::Registry};
 
 /// Runs the worker; exit 0 after a clean, drained shutdown.
 pub fn run(args: &WorkerArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
+    crate::host::memory::one_arena();
     rt::init_service_logging(home_flag, &crate::spec::layout::worker_unit(&args.name));
     let unit = crate::spec::layout::worker_unit(&args.name);
     let (_home, program) = match load_service(home_flag, &unit) {

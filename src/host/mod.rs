@@ -5,6 +5,7 @@
 //! used in GUANO serials, heartbeats and message client ids; CPU use, memory, uptime,
 //! temperature and free disk space.
 
+pub mod memory;
 pub mod metrics;
 
 /// The machine.

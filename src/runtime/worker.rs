@@ -223,7 +223,10 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
                 d = rx.recv() => match d {
                     // One task at a time: run it right here, saving a spawn and a
                     // scheduling round per task (shutdown waits for it either way).
-                    Some(d) if inline => handle(&shared, &broker, d).await,
+                    Some(d) if inline => {
+                        handle(&shared, &broker, d).await;
+                        crate::host::memory::give_back();
+                    }
                     Some(d) => {
                         let shared = Arc::clone(&shared);
                         let broker = broker.clone();
@@ -234,7 +237,12 @@ pub async fn run(setup: Setup, shutdown: CancellationToken, ready: impl FnOnce()
                         break;
                     }
                 },
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    // No task left running: what they freed goes back to the kernel.
+                    if in_flight.is_empty() {
+                        crate::host::memory::give_back();
+                    }
+                }
             }
         }
         if shutdown.is_cancelled() {
