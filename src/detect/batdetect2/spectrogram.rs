@@ -42,8 +42,7 @@ impl Spectrogram {
 pub fn spectrogram(audio: &[f32], params: &Params) -> Spectrogram {
     let padded = pad(audio, params);
     let mut spec = stft_crop(&padded, params);
-    pcen(&mut spec, params);
-    denoise(&mut spec);
+    pcen_denoise(&mut spec, params);
     let height = (params.spec_height as f64 * params.resize_factor) as usize;
     let width = (spec.width as f64 * params.resize_factor) as usize;
     resize_bilinear(&spec, height, width)
@@ -101,23 +100,39 @@ fn stft_crop(audio: &[f32], params: &Params) -> Spectrogram {
         .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos())
         .collect();
     let fft: Arc<dyn RealToComplex<f64>> = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
-    let mut input = fft.make_input_vec();
-    let mut output = fft.make_output_vec();
-    let mut scratch = fft.make_scratch_vec();
+    // Frames are transformed in blocks shared out among the threads, each block written as
+    // columns (`frame × height`), then turned into rows.
+    const BLOCK: usize = 64;
+    let threads = candle_core::utils::get_num_threads();
+    let mut columns = vec![0.0f32; frames * height];
+    super::conv::in_parallel(
+        &mut columns,
+        (BLOCK * height).max(1),
+        threads,
+        |b, block| {
+            let mut input = fft.make_input_vec();
+            let mut output = fft.make_output_vec();
+            let mut scratch = fft.make_scratch_vec();
+            for (i, column) in block.chunks_exact_mut(height).enumerate() {
+                let f = b * BLOCK + i;
+                let frame = &audio[f * hop..f * hop + n_fft];
+                for ((i, s), w) in input.iter_mut().zip(frame).zip(&window) {
+                    *i = f64::from(*s) * w;
+                }
+                fft.process_with_scratch(&mut input, &mut output, &mut scratch)
+                    .expect("buffers sized by the FFT plan");
+                for (r, v) in column.iter_mut().enumerate() {
+                    *v = output[max_bin - r].norm() as f32;
+                }
+            }
+        },
+    );
     let mut data = vec![0.0f32; height * frames];
-    for f in 0..frames {
-        let frame = &audio[f * hop..f * hop + n_fft];
-        for ((i, s), w) in input.iter_mut().zip(frame).zip(&window) {
-            *i = f64::from(*s) * w;
+    super::conv::in_parallel(&mut data, frames.max(1), threads, |r, row| {
+        for (f, v) in row.iter_mut().enumerate() {
+            *v = columns[f * height + r];
         }
-        // Invariant: the buffers come from this plan, so their lengths match.
-        fft.process_with_scratch(&mut input, &mut output, &mut scratch)
-            .expect("buffers sized by the FFT plan");
-        for r in 0..height {
-            let bin = max_bin - r;
-            data[r * frames + f] = output[bin].norm() as f32;
-        }
-    }
+    });
     Spectrogram {
         height,
         width: frames,
@@ -126,11 +141,11 @@ fn stft_crop(audio: &[f32], params: &Params) -> Spectrogram {
 }
 
 /// Per-channel energy normalisation along time, as librosa's `pcen` with BatDetect2's
-/// arguments (input scaled by 2³¹, `sr` = rate / 10, hop 512).
-fn pcen(spec: &mut Spectrogram, params: &Params) {
+/// arguments (input scaled by 2³¹, `sr` = rate / 10, hop 512, power ½), then each row's
+/// denoising; rows are shared out among the threads.
+fn pcen_denoise(spec: &mut Spectrogram, params: &Params) {
     const GAIN: f64 = 0.98;
     const BIAS: f64 = 2.0;
-    const POWER: f64 = 0.5;
     const TIME_CONSTANT: f64 = 0.4;
     const EPS: f64 = 1e-6;
     const HOP: f64 = 512.0;
@@ -139,7 +154,6 @@ fn pcen(spec: &mut Spectrogram, params: &Params) {
     let b = ((1.0 + 4.0 * t_frames * t_frames).sqrt() - 1.0) / (2.0 * t_frames * t_frames);
     let scale = 2f32.powi(31);
     let width = spec.width;
-    // Rows are independent: they are shared out among the threads the network uses.
     let threads = candle_core::utils::get_num_threads();
     super::conv::in_parallel(&mut spec.data, width.max(1), threads, |_, row| {
         // librosa starts the smoother in the steady state of a unit input.
@@ -147,24 +161,26 @@ fn pcen(spec: &mut Spectrogram, params: &Params) {
         for v in row.iter_mut() {
             let s = f64::from(*v * scale);
             smooth = b * s + (1.0 - b) * smooth;
-            let gain = (-GAIN * (EPS.ln() + (smooth / EPS).ln_1p())).exp();
-            let out = BIAS.powf(POWER) * (POWER * (s * gain / BIAS).ln_1p()).exp_m1();
-            *v = out as f32;
+            // librosa's exp(-gain · (ln eps + ln(1 + smooth / eps))) is (eps + smooth)^-gain,
+            // and its bias^power · expm1(power · ln(1 + x)) with power ½ is
+            // √bias · (√(1 + x) − 1), written x / (√(1 + x) + 1) so that a small x keeps
+            // its precision: one power and one square root instead of four transcendentals.
+            let x = s * (EPS + smooth).powf(-GAIN) / BIAS;
+            *v = (BIAS.sqrt() * x / ((1.0 + x).sqrt() + 1.0)) as f32;
         }
+        denoise_row(row);
     });
 }
 
-/// Subtracts each row's mean over time and clips at zero.
-fn denoise(spec: &mut Spectrogram) {
-    let width = spec.width;
-    if width == 0 {
+/// Subtracts the row's mean over time and clips at zero (BatDetect2's denoising, done per row
+/// as PCEN finishes it).
+fn denoise_row(row: &mut [f32]) {
+    if row.is_empty() {
         return;
     }
-    for row in spec.data.chunks_mut(width) {
-        let mean = (row.iter().map(|v| f64::from(*v)).sum::<f64>() / width as f64) as f32;
-        for v in row.iter_mut() {
-            *v = (*v - mean).max(0.0);
-        }
+    let mean = (row.iter().map(|v| f64::from(*v)).sum::<f64>() / row.len() as f64) as f32;
+    for v in row.iter_mut() {
+        *v = (*v - mean).max(0.0);
     }
 }
 
@@ -191,18 +207,19 @@ fn resize_bilinear(spec: &Spectrogram, height: usize, width: usize) -> Spectrogr
     let cols: Vec<_> = (0..width)
         .map(|x| source_index(x, spec.width, width))
         .collect();
-    for y in 0..height {
+    let threads = candle_core::utils::get_num_threads();
+    super::conv::in_parallel(&mut data, width.max(1), threads, |y, out| {
         let (y0, y1, wy) = source_index(y, spec.height, height);
         let (r0, r1) = (
             &spec.data[y0 * spec.width..(y0 + 1) * spec.width],
             &spec.data[y1 * spec.width..(y1 + 1) * spec.width],
         );
-        for (x, &(x0, x1, wx)) in cols.iter().enumerate() {
+        for (d, &(x0, x1, wx)) in out.iter_mut().zip(&cols) {
             let top = (1.0 - wx) * r0[x0] + wx * r0[x1];
             let bottom = (1.0 - wx) * r1[x0] + wx * r1[x1];
-            data[y * width + x] = (1.0 - wy) * top + wy * bottom;
+            *d = (1.0 - wy) * top + wy * bottom;
         }
-    }
+    });
     Spectrogram {
         height,
         width,
