@@ -126,23 +126,44 @@ pub(super) fn upsample_2x(x: &Tensor) -> candle_core::Result<Tensor> {
         return Tensor::from_vec(out, (1, c, h2, w2), &Device::Cpu);
     }
     let rows: Vec<_> = (0..h2).map(|y| source_index(y, h, h2)).collect();
-    let cols: Vec<_> = (0..w2).map(|x| source_index(x, w, w2)).collect();
     let (storage, layout) = x.storage_and_layout();
     let data = conv::values(&storage, layout)?;
     let (sc, sy) = (layout.stride()[1], layout.stride()[2]);
     let threads = candle_core::utils::get_num_threads();
     conv::in_parallel(&mut out, w2, threads, |r, dst| {
         let (channel, (y0, y1, wy)) = (r / h2, rows[r % h2]);
-        let r0 = &data[channel * sc + y0 * sy..][..w];
-        let r1 = &data[channel * sc + y1 * sy..][..w];
-        for (d, &(x0, x1, wx)) in dst.iter_mut().zip(&cols) {
-            let top = (1.0 - wx) * r0[x0] + wx * r0[x1];
-            let bottom = (1.0 - wx) * r1[x0] + wx * r1[x1];
-            *d = (1.0 - wy) * top + wy * bottom;
+        let mut bottom = vec![0.0f32; w2];
+        widen_2x(&data[channel * sc + y0 * sy..][..w], dst);
+        widen_2x(&data[channel * sc + y1 * sy..][..w], &mut bottom);
+        for (d, b) in dst.iter_mut().zip(&bottom) {
+            *d = (1.0 - wy) * *d + wy * b;
         }
     });
     drop(storage);
     Tensor::from_vec(out, (1, c, h2, w2), &Device::Cpu)
+}
+
+/// `src` upsampled ×2 along its length into `dst` (twice as long), as torch's bilinear
+/// interpolation without corner alignment: each output is ¾ of its nearer input and ¼ of the
+/// other neighbour, the ends copied. Written out for the factor 2, without the general
+/// form's per-pixel index and weight lookups; the same products in the same order, so the
+/// same values.
+fn widen_2x(src: &[f32], dst: &mut [f32]) {
+    let w = src.len();
+    debug_assert_eq!(dst.len(), 2 * w);
+    if w == 0 {
+        return;
+    }
+    // Output 0 reads input 0 with weight 0 on input 1 (input 0 when there is only one).
+    dst[0] = src[0] + 0.0 * src[w.min(2) - 1];
+    // Output 2i (i ≥ 1) is ¼ input i − 1 + ¾ input i; output 2i + 1 is ¾ input i + ¼ input
+    // i + 1, the last input standing in for the one past the end.
+    for (i, pair) in dst[1..2 * w - 1].chunks_exact_mut(2).enumerate() {
+        let (a, b) = (src[i], src[i + 1]);
+        pair[0] = 0.75 * a + 0.25 * b;
+        pair[1] = 0.25 * a + 0.75 * b;
+    }
+    dst[2 * w - 1] = 0.75 * src[w - 1] + 0.25 * src[w - 1];
 }
 
 /// A linear layer, `x · Wᵀ + b`, with `Wᵀ` stored.

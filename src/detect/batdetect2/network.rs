@@ -99,19 +99,26 @@ impl Outputs {
         // Rows are shared out among the threads the network uses.
         let threads = candle_core::utils::get_num_threads();
         conv::in_parallel(&mut out, row, threads, |y, values| {
-            let mut exp = vec![0.0f32; classes];
-            for (x, o) in values.iter_mut().enumerate() {
-                let at = y * row + x;
-                let mut max = f32::NEG_INFINITY;
-                for c in 0..classes {
-                    max = max.max(self.class_logits[c * plane + at]);
+            // A row at a time, class after class: contiguous runs of each class's logits.
+            let n = values.len();
+            let logits = |c: usize| &self.class_logits[c * plane + y * row..][..n];
+            let mut max = vec![f32::NEG_INFINITY; n];
+            for c in 0..classes {
+                for (m, l) in max.iter_mut().zip(logits(c)) {
+                    *m = m.max(*l);
                 }
-                let mut sum = 0.0f32;
-                for (c, e) in exp.iter_mut().enumerate() {
-                    *e = (self.class_logits[c * plane + at] - max).exp();
-                    sum += *e;
+            }
+            // The species' exponentials summed in class order, then the background's.
+            values.fill(0.0);
+            for c in 0..classes.saturating_sub(1) {
+                for ((s, l), m) in values.iter_mut().zip(logits(c)).zip(&max) {
+                    *s += (l - m).exp();
                 }
-                *o = exp[..classes - 1].iter().map(|e| e / sum).sum();
+            }
+            if let Some(background) = classes.checked_sub(1) {
+                for ((s, l), m) in values.iter_mut().zip(logits(background)).zip(&max) {
+                    *s /= *s + (l - m).exp();
+                }
             }
         });
         out

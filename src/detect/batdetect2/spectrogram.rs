@@ -122,7 +122,10 @@ fn stft_crop(audio: &[f32], params: &Params) -> Spectrogram {
                 fft.process_with_scratch(&mut input, &mut output, &mut scratch)
                     .expect("buffers sized by the FFT plan");
                 for (r, v) in column.iter_mut().enumerate() {
-                    *v = output[max_bin - r].norm() as f32;
+                    // The magnitude without `hypot`'s care for overflow: the squares of a
+                    // spectrum of samples within ±1 are far from `f64`'s limits.
+                    let c = output[max_bin - r];
+                    *v = (c.re * c.re + c.im * c.im).sqrt() as f32;
                 }
             }
         },
