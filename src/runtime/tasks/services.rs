@@ -251,6 +251,21 @@ impl Services {
         .map_err(TaskError::from)
     }
 
+    /// Frees what the open metadata store and outbox cache, each only when no task holds it:
+    /// called when the worker has no task running.
+    pub fn release_idle_memory(&self) {
+        if let Ok(store) = self.store.try_lock()
+            && let Some(store) = store.as_ref()
+        {
+            store.release_memory();
+        }
+        if let Ok(outbox) = self.outbox.try_lock()
+            && let Some(outbox) = outbox.as_ref()
+        {
+            outbox.release_memory();
+        }
+    }
+
     /// The implicit deployment chosen for this process, if one was.
     pub(super) fn implicit_deployment(&self) -> Option<Deployment> {
         self.implicit

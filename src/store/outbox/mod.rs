@@ -110,6 +110,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Frees what the connection caches (see [`crate::store::release_memory`]).
+    pub fn release_memory(&self) {
+        super::release_memory(&self.conn);
+    }
+
     /// Opens (creating it and its directory if needed) the outbox at `path`, migrating it, and
     /// adopts the messages acoupi (or an older file) stored without our state: unsent ones
     /// become pending.
