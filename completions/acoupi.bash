@@ -82,6 +82,9 @@ _acoupi() {
             acoupi__subcmd__bench,beat)
                 cmd="acoupi__subcmd__bench__subcmd__beat"
                 ;;
+            acoupi__subcmd__bench,detect)
+                cmd="acoupi__subcmd__bench__subcmd__detect"
+                ;;
             acoupi__subcmd__bench,help)
                 cmd="acoupi__subcmd__bench__subcmd__help"
                 ;;
@@ -90,6 +93,9 @@ _acoupi() {
                 ;;
             acoupi__subcmd__bench__subcmd__help,beat)
                 cmd="acoupi__subcmd__bench__subcmd__help__subcmd__beat"
+                ;;
+            acoupi__subcmd__bench__subcmd__help,detect)
+                cmd="acoupi__subcmd__bench__subcmd__help__subcmd__detect"
                 ;;
             acoupi__subcmd__bench__subcmd__help,help)
                 cmd="acoupi__subcmd__bench__subcmd__help__subcmd__help"
@@ -222,6 +228,9 @@ _acoupi() {
                 ;;
             acoupi__subcmd__help__subcmd__bench,beat)
                 cmd="acoupi__subcmd__help__subcmd__bench__subcmd__beat"
+                ;;
+            acoupi__subcmd__help__subcmd__bench,detect)
+                cmd="acoupi__subcmd__help__subcmd__bench__subcmd__detect"
                 ;;
             acoupi__subcmd__help__subcmd__bench,queue)
                 cmd="acoupi__subcmd__help__subcmd__bench__subcmd__queue"
@@ -374,7 +383,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__bench)
-            opts="-h --home --help queue beat help"
+            opts="-h --home --help queue detect beat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,8 +426,34 @@ _acoupi() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        acoupi__subcmd__bench__subcmd__detect)
+            opts="-h --detector --runs --home --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --detector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         acoupi__subcmd__bench__subcmd__help)
-            opts="queue beat help"
+            opts="queue detect beat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,6 +467,20 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__bench__subcmd__help__subcmd__beat)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__bench__subcmd__help__subcmd__detect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1136,7 +1185,7 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__help__subcmd__bench)
-            opts="queue beat"
+            opts="queue detect beat"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1150,6 +1199,20 @@ _acoupi() {
             return 0
             ;;
         acoupi__subcmd__help__subcmd__bench__subcmd__beat)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        acoupi__subcmd__help__subcmd__bench__subcmd__detect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

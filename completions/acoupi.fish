@@ -101,11 +101,12 @@ complete -c acoupi -n "__fish_acoupi_using_subcommand workers; and __fish_seen_s
 complete -c acoupi -n "__fish_acoupi_using_subcommand workers; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Stop the worker units'
 complete -c acoupi -n "__fish_acoupi_using_subcommand workers; and __fish_seen_subcommand_from help" -f -a "restart" -d 'Restart the worker units'
 complete -c acoupi -n "__fish_acoupi_using_subcommand workers; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue beat help" -l home -d 'The ACOUPI_HOME to build into or act on [default: $ACOUPI_HOME, else $HOME/.acoupi]' -r
-complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue beat help" -s h -l help -d 'Print help'
-complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue beat help" -f -a "queue" -d 'Publish no-op tasks to a scratch queue and drain them through the real worker'
-complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue beat help" -f -a "beat" -d 'Run beat on the real clock with in-process queues and report how late each slot fired'
-complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue beat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue detect beat help" -l home -d 'The ACOUPI_HOME to build into or act on [default: $ACOUPI_HOME, else $HOME/.acoupi]' -r
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue detect beat help" -s h -l help -d 'Print help'
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue detect beat help" -f -a "queue" -d 'Publish no-op tasks to a scratch queue and drain them through the real worker'
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue detect beat help" -f -a "detect" -d 'Time the home\'s detectors on WAV files: start-up, memory with the model loaded, and the median time per file'
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue detect beat help" -f -a "beat" -d 'Run beat on the real clock with in-process queues and report how late each slot fired'
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and not __fish_seen_subcommand_from queue detect beat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from queue" -l tasks -d 'Number of tasks' -r
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from queue" -l concurrency -d 'Tasks run at once by the worker' -r
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from queue" -l prefetch -d 'Unacknowledged deliveries held at once [default: the concurrency]' -r
@@ -113,11 +114,16 @@ complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_sub
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from queue" -l latency-tasks -d 'Number of tasks for the latency measurement' -r
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from queue" -l home -d 'The ACOUPI_HOME to build into or act on [default: $ACOUPI_HOME, else $HOME/.acoupi]' -r
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from queue" -s h -l help -d 'Print help'
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from detect" -l detector -d 'Only this detector (all of the program\'s detectors when absent)' -r
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from detect" -l runs -d 'Analyses of each file after the first request' -r
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from detect" -l home -d 'The ACOUPI_HOME to build into or act on [default: $ACOUPI_HOME, else $HOME/.acoupi]' -r
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from detect" -s h -l help -d 'Print help'
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from beat" -l slots -d 'Slots to measure' -r
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from beat" -l every-ms -d 'Slot length in milliseconds' -r
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from beat" -l home -d 'The ACOUPI_HOME to build into or act on [default: $ACOUPI_HOME, else $HOME/.acoupi]' -r
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from beat" -s h -l help -d 'Print help'
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "queue" -d 'Publish no-op tasks to a scratch queue and drain them through the real worker'
+complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "detect" -d 'Time the home\'s detectors on WAV files: start-up, memory with the model loaded, and the median time per file'
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "beat" -d 'Run beat on the real clock with in-process queues and report how late each slot fired'
 complete -c acoupi -n "__fish_acoupi_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c acoupi -n "__fish_acoupi_using_subcommand devices" -l format -d 'Output format' -r -f -a "text\t'For people'
@@ -277,6 +283,7 @@ complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subc
 complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subcommand_from workers" -f -a "stop" -d 'Stop the worker units'
 complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subcommand_from workers" -f -a "restart" -d 'Restart the worker units'
 complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "queue" -d 'Publish no-op tasks to a scratch queue and drain them through the real worker'
+complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "detect" -d 'Time the home\'s detectors on WAV files: start-up, memory with the model loaded, and the median time per file'
 complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "beat" -d 'Run beat on the real clock with in-process queues and report how late each slot fired'
 complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the resolved configuration, or one value by dotted path (secrets masked)'
 complete -c acoupi -n "__fish_acoupi_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "get" -d 'Print values of the manifest by the paths `config set` takes (secrets masked)'

@@ -376,6 +376,9 @@ pub enum WorkersCommand {
 pub enum BenchCommand {
     /// Publish no-op tasks to a scratch queue and drain them through the real worker.
     Queue(BenchQueueArgs),
+    /// Time the home's detectors on WAV files: start-up, memory with the model loaded, and
+    /// the median time per file.
+    Detect(BenchDetectArgs),
     /// Run beat on the real clock with in-process queues and report how late each slot fired.
     Beat {
         /// Slots to measure.
@@ -472,6 +475,20 @@ fn parse_tag(s: &str) -> Result<crate::spec::data::Tag, String> {
             "`{s}` is not a tag: write KEY=VALUE, e.g. `species=Myotis`"
         )),
     }
+}
+
+/// `acoupi bench detect`.
+#[derive(Debug, clap::Args)]
+pub struct BenchDetectArgs {
+    /// WAV files, or folders searched recursively for `*.wav`.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<camino::Utf8PathBuf>,
+    /// Only this detector (all of the program's detectors when absent).
+    #[arg(long, value_name = "NAME")]
+    pub detector: Option<String>,
+    /// Analyses of each file after the first request.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
 }
 
 /// `acoupi bench queue`.

@@ -282,3 +282,91 @@ fn bad_arguments_are_refused_with_what_to_do() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bench_detect_reports_start_up_memory_and_a_median_per_file() {
+    let (_d, dir) = tempdir();
+    let home = home(&dir, BAND);
+    let root = archive(&dir);
+    let a = root.join("a.wav");
+    let out = run(&[
+        "--home",
+        home.as_str(),
+        "bench",
+        "detect",
+        a.as_str(),
+        "--runs",
+        "3",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("detector `bats`: first request"))
+        .unwrap_or_else(|| panic!("no figures for the detector:\n{text}"));
+    // Both resident sizes are read from /proc and are more than nothing.
+    let sizes: Vec<f64> = header
+        .split(" MiB")
+        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(sizes.len(), 2, "{header}");
+    assert!(sizes.iter().all(|s| *s > 0.0), "{header}");
+    // The file's line counts what `acoupi detect` finds in it: one event per sweep.
+    let line = text
+        .lines()
+        .find(|l| l.contains("a.wav: median"))
+        .unwrap_or_else(|| panic!("no line for the file:\n{text}"));
+    let detect = run(&[
+        "--home",
+        home.as_str(),
+        "detect",
+        a.as_str(),
+        "--format",
+        "json",
+    ]);
+    let events = stdout(&detect)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Json>(l).expect("json")["detections"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum::<usize>();
+    assert!(events > 0);
+    assert!(
+        line.contains("over 3 run(s)") && line.contains(&format!("; {events} detection(s)")),
+        "{line}"
+    );
+    assert!(text.contains("peak RSS of this process:"), "{text}");
+
+    let out = run(&[
+        "--home",
+        home.as_str(),
+        "bench",
+        "detect",
+        a.as_str(),
+        "--detector",
+        "birds",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no detector named `birds`; the program declares bats"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "--home",
+        home.as_str(),
+        "bench",
+        "detect",
+        a.as_str(),
+        "--runs",
+        "0",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("--runs must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+}

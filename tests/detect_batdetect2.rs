@@ -336,3 +336,60 @@ fn a_missing_model_fails_every_request_with_the_install_command() {
         assert!(text.contains("nowhere.pth.tar"), "{text}");
     }
 }
+
+#[test]
+fn bench_detect_reports_the_model_load_its_memory_and_the_time_per_file() {
+    let reference = reference();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = camino::Utf8Path::from_path(dir.path()).expect("utf-8 temp dir");
+    let s = signals()
+        .into_iter()
+        .find(|s| s.name == "calls_3s")
+        .expect("the 3 s signal");
+    let wav = write_wav(dir, &s);
+    let manifest = common::write(
+        dir,
+        "acoupi.kdl",
+        format!(
+            "program \"p\"\nmicrophone \"m\" {{ synthetic \"sweep\"; samplerate \"256kHz\" }}\n\
+             detector \"bats\" kind=\"batdetect2\" {{ model \"{}\"; threshold 0.2 }}\n",
+            model()
+        ),
+    );
+    let home = dir.join("home");
+    let out = common::run(&["build", manifest.as_str(), "--home", home.as_str()]);
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let out = common::run(&[
+        "--home",
+        home.as_str(),
+        "bench",
+        "detect",
+        wav.as_str(),
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("detector `bats`: model loaded in "))
+        .unwrap_or_else(|| panic!("no model figures:\n{text}"));
+    let sizes: Vec<f64> = header
+        .split(" MiB")
+        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
+        .collect();
+    // The network's weights (7.6 MB of checkpoint) are resident once it is loaded.
+    assert_eq!(sizes.len(), 2, "{header}");
+    assert!(sizes[1] > sizes[0] + 5.0, "{header}");
+    let want = reference["signals"]["calls_3s"]["detections"]
+        .as_array()
+        .expect("detections")
+        .iter()
+        .filter(|d| f(&d["det_prob"]) >= 0.2)
+        .count();
+    assert!(
+        text.lines().any(|l| l.contains("median")
+            && l.ends_with(&format!("; {want} detection(s) at threshold 0.2"))),
+        "{text}"
+    );
+}

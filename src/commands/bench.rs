@@ -48,6 +48,7 @@ fn latency_handler(
 pub fn run(cmd: &BenchCommand, home_flag: Option<&Utf8Path>) -> ExitStatus {
     let args = match cmd {
         BenchCommand::Queue(args) => args,
+        BenchCommand::Detect(args) => return super::bench_detect::run(args, home_flag),
         BenchCommand::Beat { slots, every_ms } => {
             let rt = match runtime() {
                 Ok(r) => r,

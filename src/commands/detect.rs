@@ -27,26 +27,10 @@ pub fn run(args: &DetectArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
         Ok(loaded) => loaded,
         Err(status) => return status,
     };
-    let selected: Vec<&Detector> = match &args.detector {
-        Some(name) => match program.detectors.iter().find(|d| &d.name == name) {
-            Some(d) => vec![d],
-            None => {
-                let names: Vec<&str> = program.detectors.iter().map(|d| d.name.as_str()).collect();
-                return super::fail(if names.is_empty() {
-                    format!("no detector named `{name}`: the program declares none")
-                } else {
-                    format!(
-                        "no detector named `{name}`; the program declares {}",
-                        names.join(", ")
-                    )
-                });
-            }
-        },
-        None => program.detectors.iter().collect(),
+    let selected = match select(&program, args.detector.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return super::fail(e),
     };
-    if selected.is_empty() {
-        return super::fail("the program declares no detector; add one to the manifest");
-    }
     let mut files = Vec::new();
     let mut failed = false;
     for path in &args.paths {
@@ -81,8 +65,37 @@ pub fn run(args: &DetectArgs, home_flag: Option<&Utf8Path>) -> ExitStatus {
     }
 }
 
+/// The detector named `name`, or every detector of `program` when no name is given; an error
+/// naming the program's detectors when there is none to run.
+pub(super) fn select<'a>(
+    program: &'a Program,
+    name: Option<&str>,
+) -> Result<Vec<&'a Detector>, String> {
+    let selected: Vec<&Detector> = match name {
+        Some(name) => match program.detectors.iter().find(|d| d.name == name) {
+            Some(d) => vec![d],
+            None => {
+                let names: Vec<&str> = program.detectors.iter().map(|d| d.name.as_str()).collect();
+                return Err(if names.is_empty() {
+                    format!("no detector named `{name}`: the program declares none")
+                } else {
+                    format!(
+                        "no detector named `{name}`; the program declares {}",
+                        names.join(", ")
+                    )
+                });
+            }
+        },
+        None => program.detectors.iter().collect(),
+    };
+    if selected.is_empty() {
+        return Err("the program declares no detector; add one to the manifest".into());
+    }
+    Ok(selected)
+}
+
 /// Adds `path` (a WAV file, or every `*.wav` under a folder, in name order) to `files`.
-fn collect(path: &Utf8Path, files: &mut Vec<Utf8PathBuf>) -> Result<(), String> {
+pub(super) fn collect(path: &Utf8Path, files: &mut Vec<Utf8PathBuf>) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
     if !meta.is_dir() {
         files.push(absolute(path)?);
@@ -115,16 +128,16 @@ fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, String> {
 }
 
 /// What a file's own metadata says about it.
-struct FileFacts {
+pub(super) struct FileFacts {
     /// The recording's id (GUANO `acoupi|Id` of our own recordings, else a new one).
     id: uuid::Uuid,
     /// GUANO `TE`, else 1.
-    time_expansion: f64,
+    pub(super) time_expansion: f64,
     /// GUANO `Timestamp`, else the file's modification time.
-    recorded_at: Timestamp,
+    pub(super) recorded_at: Timestamp,
 }
 
-fn facts(path: &Utf8Path) -> FileFacts {
+pub(super) fn facts(path: &Utf8Path) -> FileFacts {
     let guano = crate::audio::wav::read_guano(path).ok().flatten();
     let field = |key: &str| {
         guano.as_deref().and_then(|text| {

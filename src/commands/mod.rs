@@ -2,6 +2,7 @@
 
 pub mod beat;
 pub mod bench;
+pub mod bench_detect;
 pub mod build;
 pub mod check;
 pub mod completions;
