@@ -21,6 +21,8 @@ use crate::spec::Detector;
 
 /// Runs `acoupi bench detect`.
 pub fn run(args: &BenchDetectArgs, home_flag: Option<&camino::Utf8Path>) -> ExitStatus {
+    // The detection worker's allocator settings, so that its memory is what is measured.
+    crate::host::memory::one_arena();
     let (_home, program) = match super::load(home_flag) {
         Ok(loaded) => loaded,
         Err(status) => return status,
