@@ -637,6 +637,153 @@ async fn beat_skips_a_recording_slot_while_the_previous_is_queued() {
     assert_eq!(Broker::Memory(broker).depth("recording").await.unwrap(), 1);
 }
 
+/// Every message beat publishes, by queue, decoded.
+async fn drain(broker: &MemoryBroker, queue: &str) -> Vec<TaskMessage> {
+    let broker = Broker::Memory(broker.clone());
+    let mut out = Vec::new();
+    while let Some(env) = broker.get(queue).await.unwrap() {
+        out.push(TaskMessage::decode(&env).expect("a task message"));
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn beat_publishes_each_slot_with_its_expiry_time_limits_and_follow_ups() {
+    let (_d, dir) = common::tempdir();
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\ndetector \"d\" kind=\"band-energy\" { band low=\"1kHz\" high=\"2kHz\" }\nworkers { task \"heartbeat\" every=\"1s\" time-limit=\"7s\" soft-time-limit=\"5s\"; }\n",
+    ));
+    let broker = MemoryBroker::default();
+    let base: jiff::Timestamp = "2026-06-01T10:00:05.500Z".parse().unwrap();
+    run_beat(
+        Arc::clone(&program),
+        broker.clone(),
+        &dir.join("beat.json"),
+        base,
+        Duration::from_millis(5_000),
+    )
+    .await;
+    let ts = |s: &str| -> jiff::Timestamp { s.parse().unwrap() };
+    // Heartbeat: one message a slot, its slot in the kwargs, expiring at the next slot, with
+    // the task's time limits in seconds.
+    let queue = &program.task("heartbeat").unwrap().queue;
+    let beats = drain(&broker, queue).await;
+    let beats: Vec<&TaskMessage> = beats.iter().filter(|m| m.task == "heartbeat").collect();
+    let slots: Vec<Json> = beats.iter().map(|m| m.kwargs["slot"].clone()).collect();
+    assert_eq!(
+        slots,
+        [
+            "2026-06-01T10:00:06Z",
+            "2026-06-01T10:00:07Z",
+            "2026-06-01T10:00:08Z",
+            "2026-06-01T10:00:09Z",
+            "2026-06-01T10:00:10Z"
+        ]
+        .map(Json::from)
+    );
+    for (m, expires) in beats.iter().zip([
+        "2026-06-01T10:00:07Z",
+        "2026-06-01T10:00:08Z",
+        "2026-06-01T10:00:09Z",
+        "2026-06-01T10:00:10Z",
+        "2026-06-01T10:00:11Z",
+    ]) {
+        assert_eq!(m.expires, Some(ts(expires)), "{m:?}");
+        assert_eq!(m.hard_time_limit, Some(7.0), "{m:?}");
+        assert_eq!(m.soft_time_limit, Some(5.0), "{m:?}");
+    }
+    // Record, at 10:00:10: expires at its next slot; detect follows on the detection queue,
+    // and manage-files follows detect.
+    let record = drain(&broker, "recording").await;
+    assert_eq!(record.len(), 1, "{record:?}");
+    assert_eq!(record[0].kwargs["slot"], json!("2026-06-01T10:00:10Z"));
+    assert_eq!(record[0].expires, Some(ts("2026-06-01T10:00:20Z")));
+    let detect = &record[0].callbacks;
+    assert_eq!(detect.len(), 1, "{detect:?}");
+    assert_eq!(detect[0].task, "detect");
+    assert_eq!(detect[0].queue.as_deref(), Some("detection"));
+    assert_eq!(detect[0].link.len(), 1, "{detect:?}");
+    assert_eq!(detect[0].link[0].task, "manage-files");
+    assert_eq!(
+        detect[0].link[0].queue.as_ref(),
+        Some(&program.task("manage-files").unwrap().queue)
+    );
+}
+
+/// A follow-up cycle (a task following itself) is cut after eight links instead of
+/// recursing without end.
+#[test]
+fn a_follow_up_cycle_is_cut_at_eight_links() {
+    let mut program = program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"1s\"; }\n",
+    );
+    for t in &mut program.tasks {
+        if t.name == "heartbeat" {
+            t.follow_ups = vec!["heartbeat".into()];
+        }
+    }
+    let task = program.task("heartbeat").expect("heartbeat").clone();
+    let msg = beat::message_for(
+        &program,
+        &task,
+        "2026-06-01T10:00:00Z".parse().unwrap(),
+        None,
+    );
+    let mut depth = 0;
+    let mut links = &msg.callbacks;
+    while let Some(sig) = links.first() {
+        assert_eq!(sig.task, "heartbeat");
+        assert_eq!(links.len(), 1);
+        depth += 1;
+        links = &sig.link;
+    }
+    assert_eq!(depth, 8);
+}
+
+/// On the system clock, beat publishes at each aligned slot, never before it: it sleeps to
+/// just short of the slot and yields through the last milliseconds.
+#[tokio::test]
+async fn beat_on_the_system_clock_fires_at_the_slot_not_before() {
+    let (_d, dir) = common::tempdir();
+    let mut program = program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"1s\"; }\n",
+    );
+    program.tasks.retain(|t| t.name == "heartbeat");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let options = beat::Options {
+        state: dir.join("beat.json"),
+        time: beat::TimeSource::System,
+        fired: Some(tx),
+    };
+    let handle = tokio::spawn(beat::run(
+        Connector::Memory(MemoryBroker::default()),
+        Arc::new(program),
+        options,
+        shutdown.clone(),
+        || {},
+    ));
+    let mut fired = Vec::new();
+    while fired.len() < 2 {
+        let f = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a slot within 10 s")
+            .expect("beat runs");
+        fired.push(f);
+    }
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    for f in &fired {
+        assert!(f.published, "{f:?}");
+        assert_eq!(f.slot.as_millisecond() % 1000, 0, "{f:?}");
+        assert!(f.at >= f.slot, "fired before its slot: {f:?}");
+    }
+    assert_eq!(
+        fired[1].slot.duration_since(fired[0].slot),
+        jiff::SignedDuration::from_secs(1)
+    );
+}
+
 #[test]
 fn run_in_the_foreground_with_in_process_queues_and_stop_on_ctrl_c() {
     let (_d, dir) = common::tempdir();
