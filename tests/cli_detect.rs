@@ -339,34 +339,17 @@ fn bench_detect_reports_start_up_memory_and_a_median_per_file() {
     );
     assert!(text.contains("peak RSS of this process:"), "{text}");
 
-    let out = run(&[
-        "--home",
-        home.as_str(),
-        "bench",
-        "detect",
-        a.as_str(),
-        "--detector",
-        "birds",
-    ]);
-    assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("no detector named `birds`; the program declares bats"),
-        "{}",
-        stderr(&out)
-    );
-    let out = run(&[
-        "--home",
-        home.as_str(),
-        "bench",
-        "detect",
-        a.as_str(),
-        "--runs",
-        "0",
-    ]);
-    assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("--runs must be at least 1"),
-        "{}",
-        stderr(&out)
-    );
+    for (extra, refusal) in [
+        (
+            ["--detector", "birds"],
+            "no detector named `birds`; the program declares bats",
+        ),
+        (["--runs", "0"], "--runs must be at least 1"),
+    ] {
+        let mut argv = vec!["--home", home.as_str(), "bench", "detect", a.as_str()];
+        argv.extend(extra);
+        let out = run(&argv);
+        assert_eq!(code(&out), 2, "{argv:?}");
+        assert!(stderr(&out).contains(refusal), "{}", stderr(&out));
+    }
 }
