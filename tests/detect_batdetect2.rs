@@ -44,6 +44,24 @@ fn f(v: &Value) -> f64 {
     v.as_f64().expect("a number")
 }
 
+/// The test signal named `name`.
+fn signal(name: &str) -> Signal {
+    signals()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no test signal `{name}`"))
+}
+
+/// BatDetect2's reference detections of signal `name` scoring 0.2 or more.
+fn kept<'a>(reference: &'a Value, name: &str) -> Vec<&'a Value> {
+    reference["signals"][name]["detections"]
+        .as_array()
+        .expect("detections")
+        .iter()
+        .filter(|d| f(&d["det_prob"]) >= 0.2)
+        .collect()
+}
+
 fn close_rel(what: &str, got: f64, want: f64, rel: f64) {
     assert!(
         (got - want).abs() <= rel * want.abs().max(1e-6),
@@ -263,22 +281,14 @@ fn the_detector_reads_wav_files_and_maps_detections_to_events() {
     let reference = reference();
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = camino::Utf8Path::from_path(dir.path()).expect("utf-8 temp dir");
-    let s = signals()
-        .into_iter()
-        .find(|s| s.name == "calls_384k")
-        .expect("the 384 kHz signal");
+    let s = signal("calls_384k");
     let wav = write_wav(dir, &s);
     let detector = Batdetect2::new(Settings {
         model: Some(model()),
         chunked: false,
     });
     let events = detector.detect(&wav, 1.0).expect("detects");
-    let want: Vec<&Value> = reference["signals"][&s.name]["detections"]
-        .as_array()
-        .expect("detections")
-        .iter()
-        .filter(|d| f(&d["det_prob"]) >= 0.2)
-        .collect();
+    let want: Vec<&Value> = kept(&reference, &s.name);
     let got: Vec<_> = events.iter().filter(|e| e.score >= 0.2).collect();
     assert_eq!(got.len(), want.len(), "{got:#?} vs {want:#?}");
     for (e, w) in got.iter().zip(want) {
@@ -293,10 +303,7 @@ fn the_detector_reads_wav_files_and_maps_detections_to_events() {
     // Time expansion scales the real rate: the 3 s signal's samples in a file whose header
     // says 25.6 kHz, with a factor of 10, are real 256 kHz audio again, and give BatDetect2's
     // detections of the signal.
-    let s = signals()
-        .into_iter()
-        .find(|s| s.name == "calls_3s")
-        .expect("the 3 s signal");
+    let s = signal("calls_3s");
     let path = dir.join("expanded.wav");
     let spec = hound::WavSpec {
         channels: 1,
@@ -310,12 +317,7 @@ fn the_detector_reads_wav_files_and_maps_detections_to_events() {
     }
     w.finalize().expect("finish");
     let events = detector.detect(&path, 10.0).expect("detects");
-    let want = reference["signals"]["calls_3s"]["detections"]
-        .as_array()
-        .expect("detections")
-        .iter()
-        .filter(|d| f(&d["det_prob"]) >= 0.2)
-        .count();
+    let want = kept(&reference, "calls_3s").len();
     assert_eq!(events.iter().filter(|e| e.score >= 0.2).count(), want);
 }
 
@@ -342,10 +344,7 @@ fn bench_detect_reports_the_model_load_its_memory_and_the_time_per_file() {
     let reference = reference();
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = camino::Utf8Path::from_path(dir.path()).expect("utf-8 temp dir");
-    let s = signals()
-        .into_iter()
-        .find(|s| s.name == "calls_3s")
-        .expect("the 3 s signal");
+    let s = signal("calls_3s");
     let wav = write_wav(dir, &s);
     let manifest = common::write(
         dir,
@@ -381,12 +380,7 @@ fn bench_detect_reports_the_model_load_its_memory_and_the_time_per_file() {
     // The network's weights (7.6 MB of checkpoint) are resident once it is loaded.
     assert_eq!(sizes.len(), 2, "{header}");
     assert!(sizes[1] > sizes[0] + 5.0, "{header}");
-    let want = reference["signals"]["calls_3s"]["detections"]
-        .as_array()
-        .expect("detections")
-        .iter()
-        .filter(|d| f(&d["det_prob"]) >= 0.2)
-        .count();
+    let want = kept(&reference, "calls_3s").len();
     assert!(
         text.lines().any(|l| l.contains("median")
             && l.ends_with(&format!("; {want} detection(s) at threshold 0.2"))),

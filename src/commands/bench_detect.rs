@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 
-use super::detect::{collect, facts, select};
+use super::detect::{FileAudio, collect, select};
 use crate::ExitStatus;
 use crate::cli::BenchDetectArgs;
-use crate::detect::{self, Engine, Request};
+use crate::detect::{self, Engine};
+use crate::runtime::{peak_rss_kib, rss_kib};
 use crate::spec::Detector;
 
 /// Runs `acoupi bench detect`.
@@ -43,10 +44,13 @@ pub fn run(args: &BenchDetectArgs, home_flag: Option<&camino::Utf8Path>) -> Exit
     if files.is_empty() {
         return super::fail("no WAV file to analyse in the paths given");
     }
-    let requests: Vec<Request> = match files.iter().map(|f| request(f.clone())).collect() {
-        Ok(r) => r,
-        Err(e) => return super::fail(e),
-    };
+    let mut audio = Vec::with_capacity(files.len());
+    for file in files {
+        match FileAudio::read(&file) {
+            Ok(a) => audio.push((file, a)),
+            Err(e) => return super::fail(e.to_string()),
+        }
+    }
     let rt = match super::runtime() {
         Ok(r) => r,
         Err(s) => return s,
@@ -56,14 +60,14 @@ pub fn run(args: &BenchDetectArgs, home_flag: Option<&camino::Utf8Path>) -> Exit
     let ok = rt.block_on(async {
         let mut ok = true;
         for detector in selected {
-            if let Err(e) = bench(detector, &requests, args.runs).await {
+            if let Err(e) = bench(detector, &audio, args.runs).await {
                 eprintln!("error: detector `{}`: {e}", detector.name);
                 ok = false;
             }
         }
         ok
     });
-    println!("peak RSS of this process: {}", mib(status_kib("VmHWM")));
+    println!("peak RSS of this process: {}", mib(peak_rss_kib()));
     if ok {
         ExitStatus::Success
     } else {
@@ -71,58 +75,39 @@ pub fn run(args: &BenchDetectArgs, home_flag: Option<&camino::Utf8Path>) -> Exit
     }
 }
 
-/// The request for `file`, as `acoupi detect` makes it (the threshold is the detector's, set
-/// when it runs).
-fn request(file: Utf8PathBuf) -> Result<Request, String> {
-    let info = crate::audio::wav_reader::probe(&file).map_err(|e| e.to_string())?;
-    let facts = facts(&file);
-    let samplerate = (f64::from(info.samplerate) * facts.time_expansion).round() as u32;
-    let duration_s = if info.samplerate == 0 {
-        0.0
-    } else {
-        info.frames as f64 / f64::from(info.samplerate) / facts.time_expansion
-    };
-    Ok(Request {
-        id: crate::spec::data::new_id().to_string(),
-        path: file,
-        samplerate,
-        channels: info.channels,
-        duration_s,
-        time_expansion: facts.time_expansion,
-        recorded_at: facts.recorded_at,
-        threshold: 0.0,
-    })
-}
-
-/// Runs `detector` `runs` times on every request and prints its figures.
-async fn bench(detector: &Detector, requests: &[Request], runs: usize) -> Result<(), String> {
+/// Runs `detector` `runs` times on every file and prints its figures.
+async fn bench(
+    detector: &Detector,
+    files: &[(Utf8PathBuf, FileAudio)],
+    runs: usize,
+) -> Result<(), String> {
+    let threshold = detect::threshold(detector);
+    let requests: Vec<_> = files
+        .iter()
+        .map(|(path, audio)| {
+            audio.request(path, crate::spec::data::new_id().to_string(), threshold)
+        })
+        .collect();
     let engine = Engine::new(detector, 1);
-    let before = status_kib("VmRSS");
+    let before = rss_kib();
     // BatDetect2's model is loaded on its own first, as a worker warms its detectors, so that
-    // the memory with the model loaded is not mixed with a request's.
-    let model = match &engine {
-        Engine::Batdetect2(b) => Some(b.model().map(|m| m.load_time)),
+    // the memory with the model loaded is not mixed with a request's (its engine has nothing
+    // to shut down).
+    let load_time = match &engine {
+        Engine::Batdetect2(b) => Some(b.model()?.load_time),
         _ => None,
     };
-    let mut loaded = status_kib("VmRSS");
+    let mut loaded = rss_kib();
     let started = Instant::now();
-    let first = match &model {
-        Some(Err(e)) => Err(e.clone()),
-        _ => engine.detect(&requests[0]).await.map_err(|e| e.to_string()),
-    };
+    let first = engine.detect(&requests[0]).await;
     let first_time = started.elapsed();
-    if model.is_none() {
-        loaded = status_kib("VmRSS");
+    if load_time.is_none() {
+        loaded = rss_kib();
     }
     let measured = async {
-        first?;
+        first.map_err(|e| e.to_string())?;
         let (mut lines, mut steady) = (Vec::new(), Vec::new());
-        let threshold = detect::threshold(detector);
-        for request in requests {
-            let request = &Request {
-                threshold,
-                ..request.clone()
-            };
+        for request in &requests {
             let mut times = Vec::with_capacity(runs);
             let mut found = 0;
             for _ in 0..runs {
@@ -150,24 +135,22 @@ async fn bench(detector: &Detector, requests: &[Request], runs: usize) -> Result
     engine.shutdown().await;
     let (lines, steady) = measured?;
     let median = steady.first().copied().unwrap_or_default();
-    let start_up = match model {
-        Some(ref load) => format!("model loaded in {}", ms(load.clone().unwrap_or_default())),
-        None => format!(
-            "first request {} against a median of {} (the difference is its start-up)",
-            ms(first_time),
-            ms(median)
+    let (start_up, when) = match load_time {
+        Some(load) => (format!("model loaded in {}", ms(load)), ""),
+        None => (
+            format!(
+                "first request {} against a median of {} (the difference is its start-up)",
+                ms(first_time),
+                ms(median)
+            ),
+            " (after its first request)",
         ),
     };
     println!(
-        "detector `{}`: {start_up}; RSS {} before it, {} with it loaded{}",
+        "detector `{}`: {start_up}; RSS {} before it, {} with it loaded{when}",
         detector.name,
         mib(before),
         mib(loaded),
-        if model.is_some() {
-            String::new()
-        } else {
-            " (after its first request)".to_owned()
-        },
     );
     for line in lines {
         println!("{line}");
@@ -175,20 +158,10 @@ async fn bench(detector: &Detector, requests: &[Request], runs: usize) -> Result
     Ok(())
 }
 
-/// A field of `/proc/self/status` in KiB (0 where there is none).
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(str::to_owned))
-        })
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("unknown".into(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    })
 }
 
 fn ms(d: Duration) -> String {

@@ -15,6 +15,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use jiff::Timestamp;
 
 use crate::ExitStatus;
+use crate::audio::wav_reader::{WavError, WavInfo};
 use crate::cli::{DetectArgs, DetectFormat};
 use crate::detect::{self, Engine, Event, Request};
 use crate::runtime::tasks::Services;
@@ -128,16 +129,16 @@ fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, String> {
 }
 
 /// What a file's own metadata says about it.
-pub(super) struct FileFacts {
+struct FileFacts {
     /// The recording's id (GUANO `acoupi|Id` of our own recordings, else a new one).
     id: uuid::Uuid,
     /// GUANO `TE`, else 1.
-    pub(super) time_expansion: f64,
+    time_expansion: f64,
     /// GUANO `Timestamp`, else the file's modification time.
-    pub(super) recorded_at: Timestamp,
+    recorded_at: Timestamp,
 }
 
-pub(super) fn facts(path: &Utf8Path) -> FileFacts {
+fn facts(path: &Utf8Path) -> FileFacts {
     let guano = crate::audio::wav::read_guano(path).ok().flatten();
     let field = |key: &str| {
         guano.as_deref().and_then(|text| {
@@ -166,6 +167,50 @@ pub(super) fn facts(path: &Utf8Path) -> FileFacts {
     }
 }
 
+/// A WAV file as a detector request sees it: its header and its own metadata, with its real
+/// capture rate and duration (a time-expanded file's header rate and length scaled back).
+pub(super) struct FileAudio {
+    info: WavInfo,
+    facts: FileFacts,
+    samplerate: u32,
+    duration_s: f64,
+}
+
+impl FileAudio {
+    /// Reads the header and metadata of `path`.
+    pub(super) fn read(path: &Utf8Path) -> Result<FileAudio, WavError> {
+        let info = crate::audio::wav_reader::probe(path)?;
+        let facts = facts(path);
+        let samplerate = (f64::from(info.samplerate) * facts.time_expansion).round() as u32;
+        let duration_s = if info.samplerate == 0 {
+            0.0
+        } else {
+            info.frames as f64 / f64::from(info.samplerate) / facts.time_expansion
+        };
+        Ok(FileAudio {
+            info,
+            facts,
+            samplerate,
+            duration_s,
+        })
+    }
+
+    /// The request to analyse `path` (this file) as recording `id` for a detector of
+    /// `threshold`.
+    pub(super) fn request(&self, path: &Utf8Path, id: String, threshold: f64) -> Request {
+        Request {
+            id,
+            path: path.to_owned(),
+            samplerate: self.samplerate,
+            channels: self.info.channels,
+            duration_s: self.duration_s,
+            time_expansion: self.facts.time_expansion,
+            recorded_at: self.facts.recorded_at,
+            threshold,
+        }
+    }
+}
+
 /// A GUANO timestamp: ISO 8601 with an offset, or without one (UTC assumed).
 fn guano_time(text: &str) -> Option<Timestamp> {
     text.parse::<Timestamp>().ok().or_else(|| {
@@ -182,27 +227,20 @@ async fn analyse(
     services: &Arc<Services>,
     args: &DetectArgs,
 ) -> bool {
-    let info = match crate::audio::wav_reader::probe(file) {
-        Ok(i) => i,
+    let audio = match FileAudio::read(file) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}; skipped");
             return false;
         }
     };
-    let facts = facts(file);
-    let samplerate = (f64::from(info.samplerate) * facts.time_expansion).round() as u32;
-    let duration = if info.samplerate == 0 {
-        0.0
-    } else {
-        info.frames as f64 / f64::from(info.samplerate) / facts.time_expansion
-    };
     let recording = match recording_for(
         services,
         file,
-        &facts,
-        samplerate,
-        info.channels,
-        duration,
+        &audio.facts,
+        audio.samplerate,
+        audio.info.channels,
+        audio.duration_s,
         args.store,
     )
     .await
@@ -216,16 +254,7 @@ async fn analyse(
     let mut ok = true;
     for (detector, engine) in engines {
         let threshold = detect::threshold(detector);
-        let request = Request {
-            id: recording.id.to_string(),
-            path: file.to_owned(),
-            samplerate,
-            channels: info.channels,
-            duration_s: duration,
-            time_expansion: facts.time_expansion,
-            recorded_at: facts.recorded_at,
-            threshold,
-        };
+        let request = audio.request(file, recording.id.to_string(), threshold);
         let events = match engine.detect(&request).await {
             Ok(events) => events,
             Err(e) => {

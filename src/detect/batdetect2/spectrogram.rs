@@ -116,8 +116,8 @@ fn stft_crop(audio: &[f32], params: &Params) -> Spectrogram {
             for (i, column) in block.chunks_exact_mut(height).enumerate() {
                 let f = b * BLOCK + i;
                 let frame = &audio[f * hop..f * hop + n_fft];
-                for ((i, s), w) in input.iter_mut().zip(frame).zip(&window) {
-                    *i = f64::from(*s) * w;
+                for ((x, s), w) in input.iter_mut().zip(frame).zip(&window) {
+                    *x = f64::from(*s) * w;
                 }
                 fft.process_with_scratch(&mut input, &mut output, &mut scratch)
                     .expect("buffers sized by the FFT plan");
