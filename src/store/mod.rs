@@ -286,7 +286,8 @@ fn open_writable(
 }
 
 /// What a writing connection sets: WAL (readers never block the writer), foreign keys, and
-/// `synchronous = NORMAL` (a power cut loses at most the last commits, never the file).
+/// `synchronous = NORMAL` (a power cut loses at most the last commits, never the file). The
+/// commits that files are removed on are fsynced all the same (see `update_and_unpend`).
 fn write_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

@@ -140,7 +140,30 @@ impl Store {
 
     /// Runs `sql` (parameters: an id, its value) for each pair and removes each recording from
     /// the pending list, in one transaction; an unknown id is an error and changes nothing.
+    ///
+    /// The commit is durable when this returns: file management removes files on the strength
+    /// of it (a staged file once the store points at its kept copy, a file once its recording
+    /// is marked deleted), and a power cut must not bring back a row pointing at a file that
+    /// is gone. The store's other commits are `synchronous = NORMAL`, which fsyncs the log
+    /// only at checkpoints; this one has the log fsynced at the commit (`FULL`).
     fn update_and_unpend(
+        &mut self,
+        rows: impl Iterator<Item = (Uuid, String)>,
+        sql: &str,
+    ) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = |e| super::classify(&path, e);
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        let updated = self.update_and_unpend_in_tx(rows, sql);
+        let restored = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        updated?;
+        restored.map_err(err)
+    }
+
+    /// [`update_and_unpend`](Self::update_and_unpend)'s transaction.
+    fn update_and_unpend_in_tx(
         &mut self,
         rows: impl Iterator<Item = (Uuid, String)>,
         sql: &str,
@@ -416,5 +439,13 @@ mod tests {
             .mark_recording_deleted(nobody, when)
             .expect_err("unknown");
         assert!(matches!(err, Error::UnknownRecording { .. }), "{err}");
+        // The commits file management removes files on are fsynced (FULL); the store's
+        // others, those refused included, go back to NORMAL (tests/durability.rs sees the
+        // fsync itself).
+        let synchronous: i64 = store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(synchronous, 1, "NORMAL after the durable commits");
     }
 }
