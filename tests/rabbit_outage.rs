@@ -5,7 +5,8 @@
 //! Held here: queues are durable and messages persistent (delivery mode 2), so tasks queued
 //! before a broker restart are still there after it and then run; the AMQP header conversion
 //! survives the trip through RabbitMQ; after an outage longer than the reconnect backoff's
-//! cap, a worker consumes again by itself.
+//! cap, a worker consumes again by itself; beat publishes a slot whose publish failed once
+//! it has reconnected, and skips the slots a longer outage spanned.
 
 mod common;
 
@@ -13,15 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use acoupi::runtime::beat::{self, Fired};
 use acoupi::runtime::celery::{Signature, TaskMessage};
 use acoupi::runtime::tasks::Registry;
 use acoupi::runtime::transport::dead_letter_queue;
 use acoupi::runtime::worker;
 use common::private_rabbit::PrivateRabbit;
 use common::runtime::{MINIMAL, amqp, program, rabbit_at, spawn_worker, wait_for, worker_def};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use lapin::types::AMQPValue;
 use serde_json::{Map, Value as Json, json};
+use tokio_util::sync::CancellationToken;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -269,4 +272,121 @@ fn a_worker_consumes_again_by_itself_after_a_long_outage() {
         w.stop().await;
         broker.close().await;
     });
+}
+
+/// Waits for beat's next publish (or report of a lost slot).
+fn next_fired(
+    rt: &tokio::runtime::Runtime,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Fired>,
+    within: Duration,
+) -> Fired {
+    rt.block_on(async {
+        tokio::time::timeout(within, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("beat fired nothing within {within:?}"))
+            .expect("beat runs")
+    })
+}
+
+/// Sleeps until wall time `t`: where a fault is placed in time, not a synchronisation.
+fn sleep_until(t: Timestamp) {
+    if let Ok(wait) = Duration::try_from(t.duration_since(Timestamp::now())) {
+        std::thread::sleep(wait);
+    }
+}
+
+/// Beat across broker outages. A slot whose publish fails is published once beat has
+/// reconnected, when that is before the next slot. An outage past the next slot loses the
+/// slots it spans: beat reports how many and goes on at the first slot still to come,
+/// instead of publishing every stale slot in a burst.
+#[test]
+fn beat_retries_a_slot_after_a_short_outage_and_skips_the_slots_of_a_long_one() {
+    const EVERY: SignedDuration = SignedDuration::from_secs(10);
+    let mut node = PrivateRabbit::start("beat");
+    let url = node.url();
+    let rt = runtime();
+    let (_d, dir) = common::tempdir();
+    let mut program = program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"10s\"; }\n",
+    );
+    program.tasks.retain(|t| t.name == "heartbeat");
+    let queue = program.tasks[0].queue.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let handle = rt.spawn(beat::run(
+        amqp(&url, "acoupi test beat"),
+        Arc::new(program),
+        beat::Options {
+            state: dir.join("beat.json"),
+            time: beat::TimeSource::System,
+            fired: Some(tx),
+        },
+        shutdown.clone(),
+        || {},
+    ));
+    let first = next_fired(&rt, &mut rx, Duration::from_secs(30));
+    assert!(first.published, "{first:?}");
+
+    // A short outage: the broker goes away now and comes back just after the next slot,
+    // whose publish fails. Beat's reconnect backoff (0.1 s doubling) reaches it about 3 or
+    // 6 s after the slot, well before the one after: the slot is published then.
+    node.stop_app();
+    let second_slot = first.slot + EVERY;
+    sleep_until(second_slot + SignedDuration::from_millis(500));
+    node.start_app();
+    let second = next_fired(&rt, &mut rx, Duration::from_secs(20));
+    assert_eq!(second.slot, second_slot, "{second:?}");
+    assert!(
+        second.published,
+        "the slot is retried after the reconnect: {second:?}"
+    );
+    assert!(
+        second.at > second_slot + SignedDuration::from_millis(500),
+        "published after the outage, not at its time: {second:?}"
+    );
+    let third = next_fired(&rt, &mut rx, Duration::from_secs(20));
+    assert_eq!(third.slot, second_slot + EVERY, "{third:?}");
+    assert!(third.published, "{third:?}");
+
+    // A long outage: from just after a published slot to 11 s past the next one. The
+    // reconnect comes at least two slots late.
+    node.stop_app();
+    let fourth_slot = third.slot + EVERY;
+    sleep_until(fourth_slot + SignedDuration::from_secs(11));
+    node.start_app();
+    let lost = next_fired(&rt, &mut rx, Duration::from_secs(40));
+    assert_eq!(lost.slot, fourth_slot, "{lost:?}");
+    assert!(
+        !lost.published,
+        "a slot past its time is not published: {lost:?}"
+    );
+    // Every slot up to the reconnect is lost: the one in flight and those during the outage.
+    let spanned = lost.at.duration_since(fourth_slot).as_secs() / EVERY.as_secs();
+    assert!(
+        spanned >= 1,
+        "the reconnect came after the next slot: {lost:?}"
+    );
+    assert_eq!(lost.missed, 1 + spanned as u64, "{lost:?}");
+    let resumed = next_fired(&rt, &mut rx, Duration::from_secs(20));
+    assert_eq!(
+        resumed.slot,
+        fourth_slot + EVERY * (1 + spanned as i32),
+        "beat goes on at the first slot still to come: {resumed:?}"
+    );
+    assert!(resumed.published, "{resumed:?}");
+    assert!(
+        resumed.at < resumed.slot + SignedDuration::from_secs(1),
+        "published on time: {resumed:?}"
+    );
+    shutdown.cancel();
+    rt.block_on(handle).unwrap().unwrap();
+    // What reached the queue: the four slots published, each once.
+    rt.block_on(async {
+        let broker = rabbit_at(&url, "acoupi test beat reader").await;
+        assert_eq!(broker.depth(&queue).await.unwrap(), 4);
+        broker.close().await;
+    });
+    if let Ok(f) = rx.try_recv() {
+        panic!("beat fired more than it should: {f:?}");
+    }
 }

@@ -4,8 +4,10 @@
 //! message per slot (aligned intervals inside the task's daily or sun-relative windows), with
 //! the task's follow-ups as Celery callbacks and an expiry at the next slot. The last fired
 //! slot per task is saved after every publish, so a restart neither fires a slot twice nor
-//! replays slots missed while beat was down (it logs how many it skipped). A recording task
-//! is not published while the previous one is still queued.
+//! replays slots missed while beat was down (it logs how many it skipped). A slot whose
+//! publish fails is published after the reconnect while it is still current; the slots an
+//! outage outlasted are logged as lost, not published late. A recording task is not
+//! published while the previous one is still queued.
 
 pub mod schedule;
 
@@ -90,9 +92,10 @@ pub struct Fired {
     /// When it was published.
     pub at: Timestamp,
     /// Whether it was published (false: skipped because the previous one is still queued,
-    /// or a report of slots missed while beat was down).
+    /// a report of slots missed while beat was down, or of slots lost in a broker outage).
     pub published: bool,
-    /// Slots missed while beat was down (reported once per task at start-up; else 0).
+    /// Slots missed while beat was down (reported once per task at start-up), or lost while
+    /// the broker was unreachable (this slot and those during the outage); else 0.
     pub missed: u64,
 }
 
@@ -243,7 +246,8 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         }
         let d = &due[i];
-        let next = clock.next_slot(d.every_ms, d.offset_ms, &d.windows, after(slot));
+        let mut next = clock.next_slot(d.every_ms, d.offset_ms, &d.windows, after(slot));
+        let mut lost = 0;
         let mut ok = true;
         let mut skip = false;
         if d.task.name == crate::spec::tasks::RECORD {
@@ -275,11 +279,16 @@ pub async fn run(
                 break;
             };
             broker = b;
-            if next.is_some_and(|n| options.time.now() >= n) {
-                tracing::warn!(task = %d.task.name, %slot, "slot lost while the broker was unreachable");
-            } else {
+            let now = options.time.now();
+            if next.is_none_or(|n| now < n) {
                 continue;
             }
+            // The slot and those that came and went during the outage are lost: beat goes on
+            // at the first slot still to come rather than publishing stale ones in a burst.
+            lost =
+                1 + clock.slots_between(d.every_ms, d.offset_ms, &d.windows, slot, now, 1_000_000);
+            next = clock.next_slot(d.every_ms, d.offset_ms, &d.windows, now);
+            tracing::warn!(task = %d.task.name, %slot, lost, "slots lost while the broker was unreachable");
         }
         let at = options.time.now();
         if let Some(tx) = &options.fired {
@@ -288,7 +297,7 @@ pub async fn run(
                 slot,
                 at,
                 published: ok && !skip,
-                missed: 0,
+                missed: lost,
             });
         }
         *published.entry(d.task.name.clone()).or_default() += 1;
