@@ -200,6 +200,48 @@ async fn waiting_recordings_stay_and_failed_ones_are_kept_unanalysed() {
     assert!(common::files_under(&shm.0).is_empty());
 }
 
+/// A recording whose detection never reports (the detection task lost, say) waits while a
+/// detect task could still run for it: its time limit times its runs, plus 15 minutes. Just
+/// past that it is kept unanalysed, never deleted unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_never_analysed_is_kept_unanalysed_once_every_retry_is_past() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, NOTHING, KEEP_DETECTIONS));
+    let r = record(&services, "r1").await;
+    let detect = services
+        .program
+        .tasks
+        .iter()
+        .find(|t| t.name == "detect")
+        .expect("a detect task");
+    let runs = i64::from(detect.retries) + 1;
+    let limit = jiff::SignedDuration::from_millis(detect.time_limit_ms as i64);
+    assert!(limit.is_positive(), "the detect task has a time limit");
+    let stale = limit * runs as i32 + jiff::SignedDuration::from_mins(15);
+    let created = stored(&services.program)[0].recording.created_on;
+    let at = |after: jiff::SignedDuration| {
+        Services::with_clock(
+            Arc::clone(&services.program),
+            acoupi::runtime::tasks::Clock::Fixed(created + after),
+        )
+    };
+    let report = manage(&at(stale)).await;
+    assert_eq!(
+        report["waiting"], 1,
+        "at the limit it still waits: {report}"
+    );
+    assert!(r.path.exists(), "still staged");
+    let report = manage(&at(stale + jiff::SignedDuration::from_millis(1))).await;
+    assert_eq!(report["unanalysed"], 1, "{report}");
+    let kept = dir
+        .join("recordings/unanalysed")
+        .join(date_folder(&r))
+        .join(r.path.file_name().expect("name"));
+    assert_eq!(common::files_under(&dir.join("recordings")), [kept]);
+    assert!(common::files_under(&shm.0).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staged_file_nothing_stored_is_adopted_analysed_and_kept() {
     let (_d, dir) = common::tempdir();

@@ -175,21 +175,19 @@ fn outcome(
             None => folder,
         }
     };
-    let missing: Vec<&str> = program
-        .detectors
-        .iter()
-        .map(|d| d.name.as_str())
-        .filter(|name| {
-            !state.outputs.iter().any(|(n, _)| n == name)
-                && !state.failures.iter().any(|(n, _)| n == name)
-        })
-        .collect();
     if let Some((detector, error)) = state.failures.first() {
         return Outcome::Keep {
             folder: render(Some(UNANALYSED_FOLDER)),
             why: format!("detector `{detector}` failed for good: {error}"),
         };
     }
+    // No detector failed: those without an output have yet to report.
+    let missing: Vec<&str> = program
+        .detectors
+        .iter()
+        .map(|d| d.name.as_str())
+        .filter(|name| !state.outputs.iter().any(|(n, _)| n == name))
+        .collect();
     if !missing.is_empty() {
         let waited = now.duration_since(r.created_on);
         if waited.unsigned_abs() > stale_after(program) && waited.is_positive() {
