@@ -133,11 +133,6 @@ impl Clock {
         &self.tz
     }
 
-    /// The location, when known.
-    pub fn location(&self) -> Option<Location> {
-        self.location
-    }
-
     /// Instant of a sun event on a local date at the location (None: no location, or the
     /// event does not happen that day, e.g. no sunset during polar day, no civil dusk in a
     /// white night).
@@ -956,6 +951,42 @@ mod tests {
         // In winter the sun sets (and rises) again.
         let d = date(2026, 10, 1);
         assert!(c.window_on(&night, d).is_some());
+    }
+
+    /// Days ahead: the first night after Tromsø's midnight sun is found from days before it
+    /// (next_slot looks up to 8 days ahead).
+    #[test]
+    fn the_first_night_after_the_midnight_sun_is_days_ahead() {
+        let tz = "Europe/Oslo";
+        let c = Clock::new(tz, Some(TROMSO)).unwrap();
+        let night = [window(
+            sun(SunEvent::Sunset, -30),
+            sun(SunEvent::Sunrise, 30),
+        )];
+        let after = at(tz, "2026-07-22T12:00");
+        let first_sunset = (0..10)
+            .map(|k| date(2026, 7, 22) + jiff::Span::new().days(k))
+            .find_map(|d| c.sun_event(d, SunEvent::Sunset))
+            .expect("the sun sets again in July");
+        let days = first_sunset.duration_since(after).as_hours() / 24;
+        assert!(
+            days >= 2,
+            "the midnight sun lasts days past {after}: {first_sunset}"
+        );
+        let next = c
+            .next_slot(600_000, 0, &night, after)
+            .expect("a slot that night");
+        let start = first_sunset
+            .checked_sub(jiff::SignedDuration::from_mins(30))
+            .unwrap();
+        assert!(
+            next >= start,
+            "{next} is before the window opens at {start}"
+        );
+        assert!(
+            next.duration_since(start) < jiff::SignedDuration::from_mins(10),
+            "{next} is the first 10-minute slot after {start}"
+        );
     }
 
     #[test]
