@@ -18,7 +18,7 @@ mod common;
 use std::collections::HashMap;
 use std::process::Output;
 
-use acoupi::spec::data::{Deployment, Recording, new_id};
+use acoupi::spec::data::new_id;
 use acoupi::store::{Filter, Store};
 use camino::{Utf8Path, Utf8PathBuf};
 
@@ -28,7 +28,7 @@ const TRACED: &str = "trace=mkdir,mkdirat,rename,renameat,renameat2,unlink,unlin
 
 /// A home whose program keeps every second of four staged recordings in date folders under a
 /// storage directory that does not exist yet, and deletes the others.
-struct Sensor {
+struct Staged {
     _guard: tempfile::TempDir,
     dir: Utf8PathBuf,
     home: Utf8PathBuf,
@@ -38,7 +38,7 @@ struct Sensor {
     staged: Vec<Utf8PathBuf>,
 }
 
-impl Sensor {
+impl Staged {
     fn new() -> Self {
         let (guard, dir) = common::tempdir();
         let staging = dir.join("staging");
@@ -49,7 +49,7 @@ impl Sensor {
             &dir,
             "acoupi.kdl",
             format!(
-                "program \"durable\"\nmicrophone \"m\" {{ synthetic \"sweep\"; samplerate \"48kHz\" }}\n\
+                "program \"durable\"\nmicrophone \"m\" {{ synthetic \"sweep\"; samplerate \"192kHz\" }}\n\
                  paths {{\n    staging \"{staging}\"\n    recordings \"{recordings}\"\n    metadata \"{metadata}\"\n}}\n\
                  saving {{\n    keep-if every n=2\n    folder \"{{date:%Y}}/{{date:%m}}/{{date:%d}}\"\n    otherwise \"delete\"\n}}\n"
             ),
@@ -57,36 +57,18 @@ impl Sensor {
         let home = dir.join("home");
         let out = common::run(&["build", manifest.as_str(), "--home", home.as_str()]);
         assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
-        let deployment = Deployment {
-            id: new_id(),
-            name: "durable".into(),
-            latitude: None,
-            longitude: None,
-            started_on: "2026-06-01T00:00:00Z".parse().expect("time"),
-            ended_on: None,
-        };
-        let mut store = Store::open(&metadata).expect("store");
-        let t0: jiff::Timestamp = "2026-06-01T21:00:00Z".parse().expect("time");
-        let mut staged = Vec::new();
-        for i in 0..4u8 {
-            let path = staging.join(format!("r{i}.wav"));
-            let mut bytes = vec![i; 300_000];
-            bytes[..4].copy_from_slice(b"RIFF");
-            std::fs::write(&path, &bytes).expect("staged");
-            let r = Recording {
-                created_on: t0 + jiff::SignedDuration::from_secs(10 * i64::from(i)),
-                duration: 1.0,
-                samplerate: 48_000,
-                deployment: deployment.clone(),
-                path: Some(path.clone()),
-                audio_channels: 1,
-                time_expansion: 1.0,
-                id: new_id(),
-            };
-            store.insert_recording(&r, None).expect("insert");
-            store.mark_pending(r.id).expect("pending");
-            staged.push(path);
-        }
+        let staged: Vec<Utf8PathBuf> = (0..4u8)
+            .map(|i| staging.join(format!("r{i}.wav")))
+            .collect();
+        // Distinct bytes per file: byte i after a RIFF tag.
+        common::stage_recordings(
+            &metadata,
+            staged.iter().enumerate().map(|(i, path)| {
+                let mut bytes = vec![i as u8; 300_000];
+                bytes[..4].copy_from_slice(b"RIFF");
+                (path.clone(), bytes)
+            }),
+        );
         Self {
             _guard: guard,
             dir,
@@ -243,6 +225,22 @@ fn is_sync_of(call: &Call, path: &str) -> bool {
     is(call, &["fsync", "fdatasync"]) && call.fd_path.as_deref() == Some(path)
 }
 
+/// The calls named `names` that succeeded on a path under `prefix` (their last quoted
+/// argument): (index in the trace, path).
+fn on_paths(calls: &[Call], names: &[&str], prefix: &str) -> Vec<(usize, String)> {
+    calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| is(c, names))
+        .filter_map(|(i, c)| {
+            c.paths
+                .last()
+                .filter(|p| p.starts_with(prefix))
+                .map(|p| (i, p.clone()))
+        })
+        .collect()
+}
+
 /// The parent directory of `path` as text.
 fn parent(path: &str) -> &str {
     Utf8Path::new(path).parent().expect("a parent").as_str()
@@ -250,38 +248,30 @@ fn parent(path: &str) -> &str {
 
 #[test]
 fn every_step_of_a_move_is_durable_before_the_next_relies_on_it() {
-    let sensor = Sensor::new();
+    let setup = Staged::new();
     // A copy a crashed run left: the sweep removes it first.
-    let old = sensor.recordings.join("old");
+    let old = setup.recordings.join("old");
     std::fs::create_dir_all(&old).expect("old folder");
     let leftover = old.join(".r9.wav.part");
     std::fs::write(&leftover, b"half a copy").expect("leftover");
 
-    let (out, calls) = sensor.manage_files(&["-e", TRACED]);
+    let (out, calls) = setup.manage_files(&["-e", TRACED]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    sensor.assert_kept_two_deleted_two();
+    setup.assert_kept_two_deleted_two();
     assert!(!leftover.exists(), "the sweep removed the leftover .part");
 
-    let storage = sensor.recordings.as_str();
-    let staging = sensor.staging.as_str();
-    let wal = format!("{}-wal", sensor.metadata);
+    let storage = setup.recordings.as_str();
+    let staging = setup.staging.as_str();
+    let wal = format!("{}-wal", setup.metadata);
     let after = |i: usize, pred: &dyn Fn(&Call) -> bool| {
         calls[i + 1..].iter().position(pred).map(|j| i + 1 + j)
     };
 
     // The sweep's removal, then its directory's fsync.
-    let swept: Vec<usize> = (0..calls.len())
-        .filter(|&i| {
-            is(&calls[i], &["unlink", "unlinkat"])
-                && calls[i]
-                    .paths
-                    .last()
-                    .is_some_and(|p| p == leftover.as_str())
-        })
-        .collect();
+    let swept = on_paths(&calls, &["unlink", "unlinkat"], leftover.as_str());
     assert_eq!(swept.len(), 1, "one removal of the leftover");
     assert!(
-        after(swept[0], &|c| is_sync_of(c, old.as_str())).is_some(),
+        after(swept[0].0, &|c| is_sync_of(c, old.as_str())).is_some(),
         "the sweep fsyncs {old} after removing {leftover}"
     );
 
@@ -299,16 +289,7 @@ fn every_step_of_a_move_is_durable_before_the_next_relies_on_it() {
         2,
         "two copies renamed into storage: {renames:?}"
     );
-    let made: Vec<(usize, String)> = (0..calls.len())
-        .filter(|&i| is(&calls[i], &["mkdir", "mkdirat"]))
-        .filter_map(|i| {
-            calls[i]
-                .paths
-                .last()
-                .filter(|p| p.starts_with(storage))
-                .map(|p| (i, p.clone()))
-        })
-        .collect();
+    let made = on_paths(&calls, &["mkdir", "mkdirat"], storage);
     assert_eq!(
         made.iter()
             .map(|(_, p)| p.strip_prefix(storage).unwrap_or(p))
@@ -332,16 +313,7 @@ fn every_step_of_a_move_is_durable_before_the_next_relies_on_it() {
 
     // Each copy: fsynced as `.part`, renamed, its directory fsynced before the staged file
     // is removed.
-    let unlinks: Vec<(usize, String)> = (0..calls.len())
-        .filter(|&i| is(&calls[i], &["unlink", "unlinkat"]))
-        .filter_map(|i| {
-            calls[i]
-                .paths
-                .last()
-                .filter(|p| p.starts_with(staging))
-                .map(|p| (i, p.clone()))
-        })
-        .collect();
+    let unlinks = on_paths(&calls, &["unlink", "unlinkat"], staging);
     assert_eq!(
         unlinks.len(),
         4,
@@ -401,9 +373,9 @@ fn every_step_of_a_move_is_durable_before_the_next_relies_on_it() {
 #[test]
 fn a_file_system_without_rename_noreplace_still_gets_its_recordings() {
     for errno in ["EINVAL", "ENOSYS", "EOPNOTSUPP"] {
-        let sensor = Sensor::new();
+        let setup = Staged::new();
         let inject = format!("inject=renameat2:error={errno}");
-        let (out, calls) = sensor.manage_files(&["-e", "trace=renameat2", "-e", &inject]);
+        let (out, calls) = setup.manage_files(&["-e", "trace=renameat2", "-e", &inject]);
         assert!(
             out.status.success(),
             "renameat2 failing with {errno}: {}",
@@ -413,56 +385,47 @@ fn a_file_system_without_rename_noreplace_still_gets_its_recordings() {
             calls.iter().any(|c| c.name == "renameat2" && c.injected),
             "{errno} was injected: {calls:?}"
         );
-        sensor.assert_kept_two_deleted_two();
+        setup.assert_kept_two_deleted_two();
     }
 }
 
-/// strace options that interrupt the first read of any staged file with EINTR.
-fn interrupt_first_read(sensor: &Sensor) -> Vec<String> {
-    let mut options = Vec::new();
-    for path in &sensor.staged {
-        options.extend(["-P".to_owned(), path.to_string()]);
+/// Runs manage-files with the first read of any staged file interrupted (EINTR), and
+/// asserts it was interrupted once and the run kept and deleted as it should.
+fn run_with_the_first_read_interrupted(setup: &Staged) {
+    let mut options: Vec<&str> = Vec::new();
+    for path in &setup.staged {
+        options.extend(["-P", path.as_str()]);
     }
-    options.extend(["-e", "trace=read", "-e", "inject=read:error=EINTR:when=1"].map(String::from));
-    options
+    options.extend(["-e", "trace=read", "-e", "inject=read:error=EINTR:when=1"]);
+    let (out, calls) = setup.manage_files(&options);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(
+        calls.iter().filter(|c| c.injected).count(),
+        1,
+        "one EINTR injected: {calls:?}"
+    );
+    setup.assert_kept_two_deleted_two();
 }
 
 #[test]
 fn an_interrupted_read_is_retried() {
     // A fresh copy, whose first read of its source is interrupted.
-    let sensor = Sensor::new();
-    let options = interrupt_first_read(&sensor);
-    let (out, calls) = sensor.manage_files(&options.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    assert_eq!(
-        calls.iter().filter(|c| c.injected).count(),
-        1,
-        "one EINTR injected: {calls:?}"
-    );
-    sensor.assert_kept_two_deleted_two();
+    run_with_the_first_read_interrupted(&Staged::new());
 
     // Copies an interrupted run already renamed into place: each is compared with its source,
     // the first read of which is interrupted, and reused rather than copied again.
-    let sensor = Sensor::new();
-    let folder = sensor.recordings.join("2026/06/01");
+    let setup = Staged::new();
+    let folder = setup.recordings.join("2026/06/01");
     std::fs::create_dir_all(&folder).expect("date folder");
     let mut placed = Vec::new();
-    for path in &sensor.staged {
+    for path in &setup.staged {
         let copy = folder.join(path.file_name().expect("a name"));
         std::fs::copy(path, &copy).expect("copy in place");
         placed.push(copy);
     }
-    let options = interrupt_first_read(&sensor);
-    let (out, calls) = sensor.manage_files(&options.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    run_with_the_first_read_interrupted(&setup);
     assert_eq!(
-        calls.iter().filter(|c| c.injected).count(),
-        1,
-        "one EINTR injected: {calls:?}"
-    );
-    sensor.assert_kept_two_deleted_two();
-    assert_eq!(
-        common::files_under(&sensor.recordings),
+        common::files_under(&setup.recordings),
         placed,
         "the copies in place are reused, none copied twice"
     );
@@ -471,12 +434,12 @@ fn an_interrupted_read_is_retried() {
 #[test]
 fn a_part_file_vanishing_during_the_sweep_is_no_error_and_one_that_stays_stops_the_run() {
     for (errno, succeeds) in [("ENOENT", true), ("EACCES", false)] {
-        let sensor = Sensor::new();
-        let leftover = sensor.recordings.join(".r9.wav.part");
-        std::fs::create_dir_all(&sensor.recordings).expect("storage");
+        let setup = Staged::new();
+        let leftover = setup.recordings.join(".r9.wav.part");
+        std::fs::create_dir_all(&setup.recordings).expect("storage");
         std::fs::write(&leftover, b"half a copy").expect("leftover");
         let inject = format!("inject=unlink,unlinkat:error={errno}");
-        let (out, calls) = sensor.manage_files(&[
+        let (out, calls) = setup.manage_files(&[
             "-P",
             leftover.as_str(),
             "-e",
@@ -492,7 +455,7 @@ fn a_part_file_vanishing_during_the_sweep_is_no_error_and_one_that_stays_stops_t
         if succeeds {
             // Gone between the listing and the removal (another sweep, a user): the run goes on.
             assert!(out.status.success(), "{errno}: {stderr}");
-            sensor.assert_kept_two_deleted_two();
+            setup.assert_kept_two_deleted_two();
         } else {
             // It cannot be removed: the run stops before moving anything, and says why.
             assert!(!out.status.success(), "{errno}: the run fails");
@@ -500,7 +463,7 @@ fn a_part_file_vanishing_during_the_sweep_is_no_error_and_one_that_stays_stops_t
                 stderr.contains(".r9.wav.part"),
                 "the error names the file: {stderr}"
             );
-            let (kept, deleted, pending) = sensor.outcome();
+            let (kept, deleted, pending) = setup.outcome();
             assert_eq!(
                 (kept.len(), deleted, pending),
                 (4, 0, 4),

@@ -175,6 +175,17 @@ async fn recordings_with_detections_are_kept_in_date_folders_and_the_rest_delete
     assert!(rows[0].deleted_on.is_some(), "{:?}", rows[0]);
 }
 
+/// Asserts the run kept `r` alone, in `unanalysed/` under its date folder, staging empty.
+fn assert_kept_unanalysed(report: &Json, dir: &Utf8Path, shm: &Tmpfs, r: &Recorded) {
+    assert_eq!(report["unanalysed"], 1, "{report}");
+    let kept = dir
+        .join("recordings/unanalysed")
+        .join(date_folder(r))
+        .join(r.path.file_name().expect("name"));
+    assert_eq!(common::files_under(&dir.join("recordings")), [kept]);
+    assert!(common::files_under(&shm.0).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_recordings_stay_and_failed_ones_are_kept_unanalysed() {
     let (_d, dir) = common::tempdir();
@@ -191,13 +202,7 @@ async fn waiting_recordings_stay_and_failed_ones_are_kept_unanalysed() {
         .record_detection_failure(id, "bats", "the model crashed")
         .expect("recorded");
     let report = manage(&services).await;
-    assert_eq!(report["unanalysed"], 1, "{report}");
-    let kept = dir
-        .join("recordings/unanalysed")
-        .join(date_folder(&r))
-        .join(r.path.file_name().expect("name"));
-    assert_eq!(common::files_under(&dir.join("recordings")), [kept]);
-    assert!(common::files_under(&shm.0).is_empty());
+    assert_kept_unanalysed(&report, &dir, &shm, &r);
 }
 
 /// A recording whose detection never reports (the detection task lost, say) waits while a
@@ -233,13 +238,7 @@ async fn a_recording_never_analysed_is_kept_unanalysed_once_every_retry_is_past(
     );
     assert!(r.path.exists(), "still staged");
     let report = manage(&at(stale + jiff::SignedDuration::from_millis(1))).await;
-    assert_eq!(report["unanalysed"], 1, "{report}");
-    let kept = dir
-        .join("recordings/unanalysed")
-        .join(date_folder(&r))
-        .join(r.path.file_name().expect("name"));
-    assert_eq!(common::files_under(&dir.join("recordings")), [kept]);
-    assert!(common::files_under(&shm.0).is_empty());
+    assert_kept_unanalysed(&report, &dir, &shm, &r);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use acoupi::runtime::beat::message_for;
 use acoupi::runtime::transport::{Broker, dead_letter_queue};
-use acoupi::spec::data::{Deployment, Recording, new_id};
+
 use acoupi::store::{Filter, Store};
 use camino::Utf8PathBuf;
 
@@ -89,36 +89,14 @@ fn killed_and_restarted(runner: Runner) {
     };
 
     // 160 staged recordings of 1.5 MB, each with distinct bytes, waiting for file management.
-    let deployment = Deployment {
-        id: new_id(),
-        name: "kill".into(),
-        latitude: None,
-        longitude: None,
-        started_on: "2026-06-01T00:00:00Z".parse().expect("time"),
-        ended_on: None,
-    };
-    {
-        let mut store = Store::open(&metadata).expect("store");
-        let t0: jiff::Timestamp = "2026-06-01T21:00:00Z".parse().expect("time");
-        for i in 0..N {
-            let path = staging.join(format!("r{i:04}.wav"));
+    common::stage_recordings(
+        &metadata,
+        (0..N).map(|i| {
             let mut bytes = vec![0u8; 1_500_000];
             bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            std::fs::write(&path, &bytes).expect("staged");
-            let r = Recording {
-                created_on: t0 + jiff::SignedDuration::from_secs(10 * i as i64),
-                duration: 1.0,
-                samplerate: 192_000,
-                deployment: deployment.clone(),
-                path: Some(path),
-                audio_channels: 1,
-                time_expansion: 1.0,
-                id: new_id(),
-            };
-            store.insert_recording(&r, None).expect("insert");
-            store.mark_pending(r.id).expect("pending");
-        }
-    }
+            (staging.join(format!("r{i:04}.wav")), bytes)
+        }),
+    );
 
     let check_store_points_at_files = |when: &str| {
         let store = Store::open_read_only(&metadata).expect("store");

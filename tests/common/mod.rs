@@ -225,3 +225,38 @@ pub(crate) fn celery_python() -> std::path::PathBuf {
         "python3 -m venv target/celery-venv && target/celery-venv/bin/pip install celery==5.7.0",
     )
 }
+
+/// Writes `files` (path, bytes) to staging and stores a recording for each, as `record` leaves
+/// them for `manage-files`: made 10 s apart from 21:00 on 1 June 2026 (UTC) under one
+/// deployment, 1 s at 192 kHz, and pending.
+pub(crate) fn stage_recordings(
+    metadata: &Utf8Path,
+    files: impl IntoIterator<Item = (Utf8PathBuf, Vec<u8>)>,
+) {
+    use acoupi::spec::data::{Deployment, Recording, new_id};
+    let deployment = Deployment {
+        id: new_id(),
+        name: "staged".into(),
+        latitude: None,
+        longitude: None,
+        started_on: "2026-06-01T00:00:00Z".parse().expect("time"),
+        ended_on: None,
+    };
+    let mut store = acoupi::store::Store::open(metadata).expect("store");
+    let t0: jiff::Timestamp = "2026-06-01T21:00:00Z".parse().expect("time");
+    for (i, (path, bytes)) in files.into_iter().enumerate() {
+        std::fs::write(&path, &bytes).expect("staged");
+        let r = Recording {
+            created_on: t0 + jiff::SignedDuration::from_secs(10 * i as i64),
+            duration: 1.0,
+            samplerate: 192_000,
+            deployment: deployment.clone(),
+            path: Some(path),
+            audio_channels: 1,
+            time_expansion: 1.0,
+            id: new_id(),
+        };
+        store.insert_recording(&r, None).expect("insert");
+        store.mark_pending(r.id).expect("pending");
+    }
+}
