@@ -74,15 +74,17 @@ impl UnitState {
         )
     }
 
-    /// Whether starting the unit failed: it waits to be restarted after a failure, or it
-    /// failed (or stopped with an error) and no job is pending on it. A unit whose start job
-    /// has not run yet still shows its previous state, which is not counted.
+    /// Whether starting the unit failed: no job is pending on it, and it waits to be
+    /// restarted after a failure, or it failed (or stopped with an error). A unit whose start
+    /// job has not run yet still shows its previous state, which is not counted: a rollback
+    /// restarts units the failed build left waiting in `auto-restart`, and on a busy machine
+    /// the first look can come before the restart job runs.
     pub fn start_failed(&self) -> bool {
         let bad_result = !self.result.is_empty() && self.result != "success";
-        self.sub_state == "auto-restart"
-            || (self.job.is_empty()
-                && (self.active_state == "failed"
-                    || (self.active_state == "inactive" && bad_result)))
+        self.job.is_empty()
+            && (self.sub_state == "auto-restart"
+                || self.active_state == "failed"
+                || (self.active_state == "inactive" && bad_result))
     }
 }
 
@@ -317,6 +319,12 @@ mod tests {
             ..up.clone()
         };
         assert!(!restarting.is_up() && restarting.is_engaged() && restarting.start_failed());
+        // Waiting to restart, with a restart job queued (a rollback's): not (yet) a failure.
+        let restarted = UnitState {
+            job: "11".into(),
+            ..restarting.clone()
+        };
+        assert!(!restarted.start_failed());
         // Failed before, with the new start job still queued: not (yet) a failure.
         let queued = UnitState {
             active_state: "failed".into(),
