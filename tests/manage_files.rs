@@ -81,6 +81,18 @@ const NOTHING: &str = r#"low="5kHz" high="10kHz""#;
 const KEEP_DETECTIONS: &str = "saving {\n    keep-if detection min-score=0.3\n    folder \"{date:%Y}/{date:%m}/{date:%d}\"\n}";
 
 async fn run(services: &Arc<Services>, task: &str, task_id: &str, args: Vec<Json>) -> Json {
+    try_run(services, task, task_id, args)
+        .await
+        .unwrap_or_else(|e| panic!("{task} failed: {e}"))
+}
+
+/// [`run`], returning the task's error.
+async fn try_run(
+    services: &Arc<Services>,
+    task: &str,
+    task_id: &str,
+    args: Vec<Json>,
+) -> Result<Json, acoupi::runtime::tasks::TaskError> {
     let handler = Registry::builtin().get(task).expect("a built-in handler");
     let ctx = TaskContext {
         services: Arc::clone(services),
@@ -88,9 +100,7 @@ async fn run(services: &Arc<Services>, task: &str, task_id: &str, args: Vec<Json
         retries: 0,
         worker: "test".into(),
     };
-    handler(ctx, args, serde_json::Map::new())
-        .await
-        .unwrap_or_else(|e| panic!("{task} failed: {e}"))
+    handler(ctx, args, serde_json::Map::new()).await
 }
 
 async fn record(services: &Arc<Services>, id: &str) -> Recorded {
@@ -178,6 +188,10 @@ async fn recordings_with_detections_are_kept_in_date_folders_and_the_rest_delete
 /// Asserts the run kept `r` alone, in `unanalysed/` under its date folder, staging empty.
 fn assert_kept_unanalysed(report: &Json, dir: &Utf8Path, shm: &Tmpfs, r: &Recorded) {
     assert_eq!(report["unanalysed"], 1, "{report}");
+    assert_eq!(
+        report["kept"], 0,
+        "unanalysed ones are not counted as kept: {report}"
+    );
     let kept = dir
         .join("recordings/unanalysed")
         .join(date_folder(r))
@@ -393,5 +407,95 @@ async fn retention_deletes_kept_recordings_past_the_age_limit_and_records_it() {
     assert!(
         rows[0].deleted_on.is_some(),
         "the row stays, marked deleted"
+    );
+}
+
+/// With `message recording`, each kept recording goes to the outbox with the path it was
+/// kept at (not its staging path), before the staged file is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_recording_is_reported_with_its_kept_path() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let saving = format!(
+        "{KEEP_DETECTIONS}\nmessaging {{\n    mqtt host=\"127.0.0.1\" topic=\"{}\"\n    message recording\n}}",
+        common::runtime::unique("mf")
+    );
+    let services = Services::new(program(&dir, &shm.0, BATS, &saving));
+    let r = record_and_detect(&services, "r1").await;
+    let report = manage(&services).await;
+    assert_eq!(report["kept"], 1, "{report}");
+    let kept = dir
+        .join("recordings")
+        .join(date_folder(&r))
+        .join(r.path.file_name().expect("name"));
+    let conn = rusqlite::Connection::open(&services.program.paths.messages).expect("outbox");
+    let contents: Vec<String> = conn
+        .prepare("SELECT CAST(content AS TEXT) FROM message WHERE message_type = 'recording'")
+        .expect("query")
+        .query_map([], |row| row.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(contents.len(), 1, "one recording message: {contents:?}");
+    let message: Json = serde_json::from_str(&contents[0]).expect("JSON");
+    assert_eq!(message["id"], r.id.as_str(), "{message}");
+    assert_eq!(message["path"], kept.as_str(), "{message}");
+}
+
+/// A staged file that vanished (removed by hand, a card swapped) leaves its recording marked
+/// deleted and the run goes on; any other failure to place a recording (here a file stands
+/// where its year's folder goes) leaves it pending with its staged file, and fails the run to be
+/// retried: it is never marked deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_staged_file_is_marked_deleted_and_one_that_cannot_be_placed_stays() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
+    let gone = record_and_detect(&services, "gone").await;
+    std::fs::remove_file(&gone.path).expect("removed by hand");
+    let report = manage(&services).await;
+    assert_eq!(
+        (report["kept"].as_u64(), report["deleted"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
+    let rows = stored(&services.program);
+    assert!(
+        rows[0].deleted_on.is_some(),
+        "marked deleted: {:?}",
+        rows[0]
+    );
+
+    let stays = record_and_detect(&services, "stays").await;
+    let year = date_folder(&stays)[..4].to_owned();
+    std::fs::create_dir_all(dir.join("recordings")).expect("storage");
+    std::fs::write(dir.join("recordings").join(year), b"not a directory")
+        .expect("a file where the year's folder goes");
+    let err = try_run(&services, "manage-files", "mf2", Vec::new())
+        .await
+        .expect_err("the recording cannot be placed");
+    assert!(
+        matches!(err, acoupi::runtime::tasks::TaskError::Transient(_)),
+        "retried: {err}"
+    );
+    assert!(stays.path.exists(), "still staged");
+    let rows = stored(&services.program);
+    let row = rows
+        .iter()
+        .find(|s| s.recording.id.to_string() == stays.id)
+        .expect("stored");
+    assert_eq!(row.deleted_on, None, "not marked deleted");
+    assert_eq!(
+        row.recording.path.as_ref(),
+        Some(&stays.path),
+        "still pointing at staging"
+    );
+    assert_eq!(
+        Store::open_read_only(&services.program.paths.metadata)
+            .expect("store")
+            .pending_count()
+            .expect("count"),
+        1,
+        "still pending"
     );
 }
