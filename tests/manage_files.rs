@@ -499,3 +499,47 @@ async fn a_vanished_staged_file_is_marked_deleted_and_one_that_cannot_be_placed_
         "still pending"
     );
 }
+
+/// Staged files the store knows but does not list as pending, as a crash leaves them: one
+/// whose recording was marked deleted (the run stopped before removing it) is removed as a
+/// leftover; one whose recording still points at it (stored, its pending mark gone) is made
+/// pending again and waits for its analysis: never removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_files_a_crash_left_are_removed_or_managed_again() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, NOTHING, KEEP_DETECTIONS));
+    let deleted = record(&services, "deleted").await;
+    let unmarked = record(&services, "unmarked").await;
+    {
+        let mut store = Store::open(&services.program.paths.metadata).expect("store");
+        let id = |r: &Recorded| r.id.parse::<uuid::Uuid>().expect("uuid");
+        store
+            .mark_recording_deleted(id(&deleted), deleted.start)
+            .expect("marked deleted");
+        // The same path again: the row is unchanged but no longer pending.
+        store
+            .set_recording_path(id(&unmarked), &unmarked.path)
+            .expect("unmarked");
+        assert_eq!(store.pending_count().expect("count"), 0);
+    }
+    let report = manage(&services).await;
+    assert_eq!(report["leftovers"], 1, "{report}");
+    assert_eq!(report["waiting"], 1, "{report}");
+    assert!(
+        !deleted.path.exists(),
+        "the deleted recording's file is removed"
+    );
+    assert!(
+        unmarked.path.exists(),
+        "the recording still in staging stays"
+    );
+    assert_eq!(
+        Store::open_read_only(&services.program.paths.metadata)
+            .expect("store")
+            .pending_count()
+            .expect("count"),
+        1,
+        "pending again"
+    );
+}
