@@ -263,7 +263,10 @@ async fn a_staged_file_nothing_stored_is_adopted_analysed_and_kept() {
     // A recording made by another home's recorder: a WAV with GUANO, never stored here.
     let (_o, other) = common::tempdir();
     let other_shm = Tmpfs::new();
-    let donor = Services::new(program(&other, &other_shm.0, BATS, KEEP_DETECTIONS));
+    // Time-expanded ×10: the header says 19.2 kHz, GUANO's `TE` says how to read it.
+    let mut expanded = (*program(&other, &other_shm.0, BATS, KEEP_DETECTIONS)).clone();
+    expanded.microphones[0].time_expansion = 10.0;
+    let donor = Services::new(Arc::new(expanded));
     let r = record(&donor, "donor").await;
     let orphan = shm.0.join(r.path.file_name().expect("name"));
     std::fs::copy(&r.path, &orphan).expect("copy");
@@ -289,6 +292,26 @@ async fn a_staged_file_nothing_stored_is_adopted_analysed_and_kept() {
         rows[0].recording.id.to_string(),
         r.id,
         "the GUANO id is kept"
+    );
+    // Read back from the file as the recorder stored it: GUANO's time and time expansion,
+    // the header's rate times the expansion, frames over that rate.
+    let adopted = &rows[0].recording;
+    // GUANO's timestamp holds milliseconds.
+    let behind = r.start.duration_since(adopted.created_on);
+    assert!(
+        !behind.is_negative() && behind < jiff::SignedDuration::from_millis(1),
+        "the GUANO timestamp {} for a recording started at {}",
+        adopted.created_on,
+        r.start
+    );
+    assert_eq!(adopted.time_expansion, 10.0);
+    assert_eq!(adopted.samplerate, r.samplerate);
+    assert_eq!(r.samplerate, 192_000);
+    assert!(
+        (adopted.duration - r.duration_s).abs() < 1e-9,
+        "{} s, recorded {} s",
+        adopted.duration,
+        r.duration_s
     );
     let outputs = Store::open_read_only(&services.program.paths.metadata)
         .expect("store")
