@@ -566,3 +566,51 @@ async fn staged_files_a_crash_left_are_removed_or_managed_again() {
         "pending again"
     );
 }
+
+/// Staging as found: missing (nothing to manage, no error), a file instead of a directory (an
+/// error, retried), and holding what is no finished recording: a hidden WAV (a recorder's
+/// file being written) and a file that is not a WAV, both left alone however old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_missing_blocked_or_holding_other_files() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
+    let r = record(&services, "r").await;
+    let wav = std::fs::read(&r.path).expect("a WAV");
+    std::fs::remove_dir_all(&shm.0).expect("staging removed");
+
+    // No staging directory: the recording's file is gone with it; nothing else to do.
+    let report = manage(&services).await;
+    assert_eq!(report["adopted"], 0, "{report}");
+
+    // A file where staging should be.
+    std::fs::write(&shm.0, b"not a directory").expect("a file");
+    let err = try_run(&services, "manage-files", "mf2", Vec::new())
+        .await
+        .expect_err("staging cannot be listed");
+    assert!(
+        matches!(err, acoupi::runtime::tasks::TaskError::Transient(_)),
+        "{err}"
+    );
+    std::fs::remove_file(&shm.0).expect("removed");
+
+    // Old enough to adopt, but a hidden WAV and a text file: left alone.
+    std::fs::create_dir_all(&shm.0).expect("staging");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for (name, bytes) in [
+        (".being-written.wav", wav.as_slice()),
+        ("notes.txt", b"field notes"),
+    ] {
+        let path = shm.0.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_modified(old)
+            .expect("age it");
+    }
+    let report = manage(&services).await;
+    assert_eq!(report["adopted"], 0, "{report}");
+    assert_eq!(common::files_under(&shm.0).len(), 2);
+}
