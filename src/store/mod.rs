@@ -336,6 +336,39 @@ mod tests {
     use super::*;
     use fixtures::{output, recording, temp_path};
 
+    /// What every connection is opened with, read back from SQLite: the page cache's size,
+    /// the busy timeout, and for a writer WAL, foreign keys and `synchronous = NORMAL`.
+    #[test]
+    fn connections_are_opened_with_the_documented_settings() {
+        let (_d, path) = temp_path();
+        let store = Store::open(&path).expect("open");
+        let pragma = |name: &str| -> String {
+            store
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| match v {
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                })
+                .expect("pragma")
+        };
+        assert_eq!(pragma("cache_size"), "-16384", "16 MiB of page cache");
+        assert_eq!(pragma("busy_timeout"), "10000");
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(pragma("foreign_keys"), "1");
+        assert_eq!(pragma("synchronous"), "1", "NORMAL");
+        drop(store);
+        let reader = Store::open_read_only(&path).expect("open read-only");
+        let cache: i64 = reader
+            .conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(cache, -16384);
+    }
+
     /// A store with a few hundred rows, closed, so the file alone holds them.
     fn written(path: &Utf8Path) {
         let mut store = Store::open(path).expect("open");
