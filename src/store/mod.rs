@@ -463,6 +463,16 @@ mod tests {
         }
     }
 
+    /// A store SQLite cannot open (a directory stands at its path) is an error naming it.
+    #[test]
+    fn a_store_that_cannot_be_opened_says_so() {
+        let (_d, path) = temp_path();
+        std::fs::create_dir_all(&path).expect("a directory");
+        let err = Store::open(&path).expect_err("cannot open");
+        assert!(matches!(err, Error::CannotOpen { .. }), "{err}");
+        assert!(err.to_string().contains(path.as_str()), "{err}");
+    }
+
     #[test]
     fn a_read_only_file_is_refused_for_writing_and_read_without_writes() {
         let (_d, path) = temp_path();
@@ -472,11 +482,16 @@ mod tests {
         let err = Store::open(&path).expect_err("read-only");
         assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
         assert!(err.to_string().contains(path.as_str()), "{err}");
-        let store = Store::open_read_only(&path).expect("reading needs no writes");
+        let mut store = Store::open_read_only(&path).expect("reading needs no writes");
         assert_eq!(
             store.recordings(&Filter::default()).expect("query").len(),
             50
         );
+        // A write through the read-only connection is refused by SQLite, and said so.
+        let err = store
+            .insert_recording(&recording(99), None)
+            .expect_err("no writes");
+        assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
         drop(store);
         assert_eq!(std::fs::read(&path).expect("read"), before, "file modified");
     }
