@@ -614,3 +614,36 @@ async fn staging_missing_blocked_or_holding_other_files() {
     assert_eq!(report["adopted"], 0, "{report}");
     assert_eq!(common::files_under(&shm.0).len(), 2);
 }
+
+/// An adopted file whose GUANO gives a time expansion of 0 (a damaged or hand-edited file) is
+/// read as not time-expanded: its rate is the header's, never 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_file_with_a_time_expansion_of_zero_is_read_as_not_expanded() {
+    let (_d, dir) = common::tempdir();
+    let shm = Tmpfs::new();
+    let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
+    let (_o, other) = common::tempdir();
+    let other_shm = Tmpfs::new();
+    let mut expanded = (*program(&other, &other_shm.0, BATS, KEEP_DETECTIONS)).clone();
+    expanded.microphones[0].time_expansion = 10.0;
+    let r = record(&Services::new(Arc::new(expanded)), "donor").await;
+    let mut bytes = std::fs::read(&r.path).expect("the WAV");
+    let at = bytes
+        .windows(7)
+        .position(|w| w == b"TE: 10\n")
+        .expect("GUANO's TE line");
+    bytes[at..at + 7].copy_from_slice(b"TE: 00\n");
+    let orphan = shm.0.join(r.path.file_name().expect("name"));
+    std::fs::write(&orphan, &bytes).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .expect("age it");
+    let report = manage(&services).await;
+    assert_eq!(report["adopted"], 1, "{report}");
+    let rows = stored(&services.program);
+    assert_eq!(rows[0].recording.time_expansion, 1.0);
+    assert_eq!(rows[0].recording.samplerate, 19_200, "the header's rate");
+}
