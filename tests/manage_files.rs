@@ -255,31 +255,48 @@ async fn a_recording_never_analysed_is_kept_unanalysed_once_every_retry_is_past(
     assert_kept_unanalysed(&report, &dir, &shm, &r);
 }
 
+/// A recording made by another home's recorder, time-expanded ×10 (the header says 19.2 kHz,
+/// GUANO's `TE` says how to read it): a WAV with GUANO, never stored here. The guards keep
+/// that home alive while the recording is used.
+async fn foreign_expanded_recording() -> (tempfile::TempDir, Tmpfs, Recorded) {
+    let (guard, other) = common::tempdir();
+    let other_shm = Tmpfs::new();
+    let mut expanded = (*program(&other, &other_shm.0, BATS, KEEP_DETECTIONS)).clone();
+    expanded.microphones[0].time_expansion = 10.0;
+    let r = record(&Services::new(Arc::new(expanded)), "donor").await;
+    (guard, other_shm, r)
+}
+
+/// Makes `path` look `secs` old (its modification time), as a file a recorder left long ago.
+fn age(path: &Utf8Path, secs: u64) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+        .expect("age it");
+}
+
+/// How many recordings wait in staging for file management.
+fn pending(program: &Program) -> u64 {
+    Store::open_read_only(&program.paths.metadata)
+        .expect("store")
+        .pending_count()
+        .expect("count")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staged_file_nothing_stored_is_adopted_analysed_and_kept() {
     let (_d, dir) = common::tempdir();
     let shm = Tmpfs::new();
     let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
-    // A recording made by another home's recorder: a WAV with GUANO, never stored here.
-    let (_o, other) = common::tempdir();
-    let other_shm = Tmpfs::new();
-    // Time-expanded ×10: the header says 19.2 kHz, GUANO's `TE` says how to read it.
-    let mut expanded = (*program(&other, &other_shm.0, BATS, KEEP_DETECTIONS)).clone();
-    expanded.microphones[0].time_expansion = 10.0;
-    let donor = Services::new(Arc::new(expanded));
-    let r = record(&donor, "donor").await;
+    let (_o, _o_shm, r) = foreign_expanded_recording().await;
     let orphan = shm.0.join(r.path.file_name().expect("name"));
     std::fs::copy(&r.path, &orphan).expect("copy");
     // Young files may still be being stored by their recorder: left alone.
     let report = manage(&services).await;
     assert_eq!(report["adopted"], 0, "{report}");
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
-    std::fs::File::options()
-        .write(true)
-        .open(&orphan)
-        .expect("open")
-        .set_modified(old)
-        .expect("age it");
+    age(&orphan, 600);
     let report = manage(&services).await;
     assert_eq!(
         (report["adopted"].as_u64(), report["kept"].as_u64()),
@@ -513,14 +530,7 @@ async fn a_vanished_staged_file_is_marked_deleted_and_one_that_cannot_be_placed_
         Some(&stays.path),
         "still pointing at staging"
     );
-    assert_eq!(
-        Store::open_read_only(&services.program.paths.metadata)
-            .expect("store")
-            .pending_count()
-            .expect("count"),
-        1,
-        "still pending"
-    );
+    assert_eq!(pending(&services.program), 1, "still pending");
 }
 
 /// Staged files the store knows but does not list as pending, as a crash leaves them: one
@@ -557,14 +567,7 @@ async fn staged_files_a_crash_left_are_removed_or_managed_again() {
         unmarked.path.exists(),
         "the recording still in staging stays"
     );
-    assert_eq!(
-        Store::open_read_only(&services.program.paths.metadata)
-            .expect("store")
-            .pending_count()
-            .expect("count"),
-        1,
-        "pending again"
-    );
+    assert_eq!(pending(&services.program), 1, "pending again");
 }
 
 /// Staging as found: missing (nothing to manage, no error), a file instead of a directory (an
@@ -596,19 +599,13 @@ async fn staging_missing_blocked_or_holding_other_files() {
 
     // Old enough to adopt, but a hidden WAV and a text file: left alone.
     std::fs::create_dir_all(&shm.0).expect("staging");
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     for (name, bytes) in [
         (".being-written.wav", wav.as_slice()),
         ("notes.txt", b"field notes"),
     ] {
         let path = shm.0.join(name);
         std::fs::write(&path, bytes).expect("write");
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .expect("open")
-            .set_modified(old)
-            .expect("age it");
+        age(&path, 3600);
     }
     let report = manage(&services).await;
     assert_eq!(report["adopted"], 0, "{report}");
@@ -622,11 +619,7 @@ async fn an_adopted_file_with_a_time_expansion_of_zero_is_read_as_not_expanded()
     let (_d, dir) = common::tempdir();
     let shm = Tmpfs::new();
     let services = Services::new(program(&dir, &shm.0, BATS, KEEP_DETECTIONS));
-    let (_o, other) = common::tempdir();
-    let other_shm = Tmpfs::new();
-    let mut expanded = (*program(&other, &other_shm.0, BATS, KEEP_DETECTIONS)).clone();
-    expanded.microphones[0].time_expansion = 10.0;
-    let r = record(&Services::new(Arc::new(expanded)), "donor").await;
+    let (_o, _o_shm, r) = foreign_expanded_recording().await;
     let mut bytes = std::fs::read(&r.path).expect("the WAV");
     let at = bytes
         .windows(7)
@@ -635,12 +628,7 @@ async fn an_adopted_file_with_a_time_expansion_of_zero_is_read_as_not_expanded()
     bytes[at..at + 7].copy_from_slice(b"TE: 00\n");
     let orphan = shm.0.join(r.path.file_name().expect("name"));
     std::fs::write(&orphan, &bytes).expect("write");
-    std::fs::File::options()
-        .write(true)
-        .open(&orphan)
-        .expect("open")
-        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
-        .expect("age it");
+    age(&orphan, 600);
     let report = manage(&services).await;
     assert_eq!(report["adopted"], 1, "{report}");
     let rows = stored(&services.program);
