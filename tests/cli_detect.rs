@@ -305,10 +305,7 @@ fn bench_detect_reports_start_up_memory_and_a_median_per_file() {
         .find(|l| l.starts_with("detector `bats`: first request"))
         .unwrap_or_else(|| panic!("no figures for the detector:\n{text}"));
     // Both resident sizes are read from /proc and are more than nothing.
-    let sizes: Vec<f64> = header
-        .split(" MiB")
-        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
-        .collect();
+    let sizes = common::mib_figures(header);
     assert_eq!(sizes.len(), 2, "{header}");
     assert!(sizes.iter().all(|s| *s > 0.0), "{header}");
     // The file's line counts what `acoupi detect` finds in it: one event per sweep.

@@ -373,10 +373,7 @@ fn bench_detect_reports_the_model_load_its_memory_and_the_time_per_file() {
         .lines()
         .find(|l| l.starts_with("detector `bats`: model loaded in "))
         .unwrap_or_else(|| panic!("no model figures:\n{text}"));
-    let sizes: Vec<f64> = header
-        .split(" MiB")
-        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
-        .collect();
+    let sizes = common::mib_figures(header);
     // The network's weights (7.6 MB of checkpoint) are resident once it is loaded.
     assert_eq!(sizes.len(), 2, "{header}");
     assert!(sizes[1] > sizes[0] + 5.0, "{header}");

@@ -260,3 +260,11 @@ pub(crate) fn stage_recordings(
         store.mark_pending(r.id).expect("pending");
     }
 }
+
+/// The figures given in MiB on a line of `acoupi bench detect` (the number before each
+/// ` MiB`), in order.
+pub(crate) fn mib_figures(line: &str) -> Vec<f64> {
+    line.split(" MiB")
+        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
