@@ -260,8 +260,12 @@ async fn cpu_usage(previous: &Marks) -> (Option<f64>, Option<CpuTimes>, Option<f
             usage = later.usage_since(&first);
         }
     }
-    let rounded = usage.map(|u| (u * 100.0).round() / 100.0);
-    (rounded, Some(sample), host::uptime().or(uptime))
+    (usage.map(hundredths), Some(sample), host::uptime().or(uptime))
+}
+
+/// `value` rounded to two decimals, as the CPU use is reported.
+fn hundredths(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 /// A cumulative count's growth since `mark`; all of it when there is no mark or the count
@@ -294,6 +298,14 @@ mod tests {
         assert_eq!(since_mark(10, Some(4)), 6);
         assert_eq!(since_mark(10, Some(10)), 0);
         assert_eq!(since_mark(3, Some(10)), 3, "the tally was reset");
+    }
+
+    #[test]
+    fn cpu_use_is_reported_to_the_hundredth() {
+        assert_eq!(hundredths(37.126), 37.13);
+        assert_eq!(hundredths(0.004), 0.0);
+        assert_eq!(hundredths(100.0), 100.0);
+        assert_eq!(hundredths(4.5), 4.5);
     }
 
     #[test]
