@@ -2,7 +2,8 @@
 //! the program's detectors, each detector's output is stored once (a redelivered task reuses
 //! it), a detector that fails leaves the outputs before it stored so a retry runs only what
 //! is missing, and bad input fails permanently with the cause (a skipped recording, `null`,
-//! is nothing to do).
+//! is nothing to do). A failure is recorded as final (so file management stops waiting for
+//! the recording) only when no retry will follow.
 
 mod common;
 
@@ -204,4 +205,73 @@ async fn bad_input_fails_permanently_with_the_cause() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// What the store holds as failed for good on recording `recorded`: `(detector, error)`.
+fn failures(services: &Services, recorded: &Json) -> Vec<(String, String)> {
+    let recorded: Recorded = serde_json::from_value(recorded.clone()).expect("a Recorded");
+    let id: uuid::Uuid = recorded.id.parse().expect("a UUID");
+    let store = Store::open_read_only(&services.program.paths.metadata).expect("store");
+    store
+        .pending_detection_states()
+        .expect("states")
+        .remove(&id)
+        .map(|s| s.failures)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detection_is_recorded_as_failed_only_once_it_will_not_be_retried() {
+    let (_d, dir) = common::tempdir();
+    // A program that crashes every time: a transient failure, retried up to `retries` times.
+    let script = common::write(
+        &dir,
+        "broken.sh",
+        "#!/bin/sh\necho 'model file is corrupt' >&2\nexit 3\n",
+    );
+    let detectors = format!(
+        "{BAND}\ndetector \"broken\" kind=\"command\" {{\n    command \"/bin/sh\" \"{script}\"\n    mode \"per-file\"\n    timeout \"10s\"\n}}\nworkers {{\n    task \"detect\" retries=4\n}}\n"
+    );
+    let services = Services::new(program(&dir, &detectors));
+    let handler = Registry::builtin().get("detect").expect("detect");
+    let attempt = |retries: u32, recorded: Json| {
+        let mut ctx = ctx(&services, "det-1");
+        ctx.retries = retries;
+        handler(ctx, vec![recorded], serde_json::Map::new())
+    };
+    let recorded = record(&services).await;
+    for retries in [0, 3] {
+        match attempt(retries, recorded.clone()).await {
+            Err(TaskError::Transient(m)) => assert!(m.contains("broken"), "{m}"),
+            other => panic!("a crashed program may work on a retry: {other:?}"),
+        }
+        assert_eq!(
+            failures(&services, &recorded),
+            [],
+            "retry {retries} of 4: another comes, nothing is final"
+        );
+    }
+    // The last retry: file management must not wait for this recording any longer.
+    assert!(attempt(4, recorded.clone()).await.is_err());
+    let failed = failures(&services, &recorded);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "broken");
+    assert!(failed[0].1.contains("model file is corrupt"), "{failed:?}");
+
+    // A permanent failure is final at once, on its first delivery.
+    let other = run(&services, "record", "rec-2", Vec::new())
+        .await
+        .expect("record succeeds");
+    let path: Recorded = serde_json::from_value(other.clone()).expect("a Recorded");
+    std::fs::write(&path.path, b"not a wav file").expect("overwrite");
+    match attempt(0, other.clone()).await {
+        Err(TaskError::Permanent(_)) => {}
+        other => panic!("an unreadable file is not retried: {other:?}"),
+    }
+    let failed = failures(&services, &other);
+    assert_eq!(
+        failed.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+        ["bats"],
+        "{failed:?}"
+    );
 }

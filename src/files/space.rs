@@ -124,7 +124,11 @@ mod tests {
         // Only a missing path is looked past: a file in the way is an error, not its parent's
         // file system.
         let in_the_way = fs_stats(&d.join("notes.txt/sub")).expect_err("a file in the way");
-        assert_eq!(in_the_way.raw_os_error(), Some(libc::ENOTDIR), "{in_the_way}");
+        assert_eq!(
+            in_the_way.raw_os_error(),
+            Some(libc::ENOTDIR),
+            "{in_the_way}"
+        );
         let s = Staging {
             files: 2,
             bytes: 150,

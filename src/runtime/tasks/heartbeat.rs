@@ -260,7 +260,11 @@ async fn cpu_usage(previous: &Marks) -> (Option<f64>, Option<CpuTimes>, Option<f
             usage = later.usage_since(&first);
         }
     }
-    (usage.map(hundredths), Some(sample), host::uptime().or(uptime))
+    (
+        usage.map(hundredths),
+        Some(sample),
+        host::uptime().or(uptime),
+    )
 }
 
 /// `value` rounded to two decimals, as the CPU use is reported.
