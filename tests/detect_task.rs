@@ -198,10 +198,13 @@ async fn bad_input_fails_permanently_with_the_cause() {
     std::fs::write(&stored.path, b"not a wav file").expect("overwrite");
     match run(&services, "detect", "d2", vec![recorded]).await {
         Err(TaskError::Permanent(m)) => {
-            assert!(
-                m.contains("bats") && m.contains(stored.path.as_str()),
-                "{m}"
-            )
+            assert!(m.starts_with("detector `bats`"), "{m}");
+            assert_eq!(m.matches("bats").count(), 1, "the detector named once: {m}");
+            assert_eq!(
+                m.matches(stored.path.as_str()).count(),
+                1,
+                "the file named once: {m}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -242,7 +245,10 @@ async fn a_detection_is_recorded_as_failed_only_once_it_will_not_be_retried() {
     let recorded = record(&services).await;
     for retries in [0, 3] {
         match attempt(retries, recorded.clone()).await {
-            Err(TaskError::Transient(m)) => assert!(m.contains("broken"), "{m}"),
+            Err(TaskError::Transient(m)) => {
+                assert!(m.starts_with("detector `broken`"), "{m}");
+                assert_eq!(m.matches("detector `broken`").count(), 1, "{m}");
+            }
             other => panic!("a crashed program may work on a retry: {other:?}"),
         }
         assert_eq!(
@@ -274,4 +280,76 @@ async fn a_detection_is_recorded_as_failed_only_once_it_will_not_be_retried() {
         ["bats"],
         "{failed:?}"
     );
+}
+
+/// The model output ids of the detection messages in the outbox at `path` (none when no
+/// message was ever stored there).
+fn detection_messages(path: &Utf8Path) -> Vec<String> {
+    if !path.exists() {
+        return Vec::new();
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        path.as_std_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the outbox exists");
+    let mut stmt = conn
+        .prepare("SELECT CAST(content AS TEXT) FROM message WHERE message_type = 'detection'")
+        .expect("query");
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect("rows")
+        .map(|content| {
+            let output: Json = serde_json::from_str(&content.expect("row")).expect("JSON");
+            output["id"].as_str().expect("an output id").to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_messages_are_stored_with_the_output_and_by_a_redelivery_that_reuses_it() {
+    let (_d, dir) = common::tempdir();
+    // Without messaging: an output stored and no message, as if the worker had stopped
+    // between storing the output and its messages.
+    let quiet = Services::new(program(&dir, BAND));
+    let first = record(&quiet).await;
+    let stored: Detected = serde_json::from_value(
+        run(&quiet, "detect", "det-1", vec![first.clone()])
+            .await
+            .expect("detect succeeds"),
+    )
+    .expect("a Detected");
+    // The same store with a detection message rule.
+    let messaging = "messaging {\n    mqtt host=\"127.0.0.1\" port=1 topic=\"t\"\n    message detection min-score=0.3\n}";
+    let services = Services::new(program(&dir, &format!("{BAND}\n{messaging}")));
+    let redelivered: Detected = serde_json::from_value(
+        run(&services, "detect", "det-1", vec![first])
+            .await
+            .expect("the redelivery succeeds"),
+    )
+    .expect("a Detected");
+    assert_eq!(redelivered, stored, "the stored output is reused");
+    let outbox = &services.program.paths.messages;
+    assert_eq!(
+        detection_messages(outbox),
+        [stored.outputs[0].model_output.clone()],
+        "the redelivery stores the messages the first delivery did not"
+    );
+    // A new recording: its output and its message are stored by the one delivery.
+    let second = run(&services, "record", "rec-2", Vec::new())
+        .await
+        .expect("record succeeds");
+    let fresh: Detected = serde_json::from_value(
+        run(&services, "detect", "det-2", vec![second])
+            .await
+            .expect("detect succeeds"),
+    )
+    .expect("a Detected");
+    let mut want = vec![
+        stored.outputs[0].model_output.clone(),
+        fresh.outputs[0].model_output.clone(),
+    ];
+    let mut got = detection_messages(outbox);
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
 }
