@@ -38,6 +38,69 @@ fn wav_frames(path: &str) -> (u32, u16, u32) {
     (spec.sample_rate, spec.channels, reader.duration())
 }
 
+/// A foreground run without a deployment file records under the store's deployment while it
+/// has not ended, and under a new implicit one once it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreground_run_records_under_the_stores_open_deployment_never_an_ended_one() {
+    let (_d, dir) = common::tempdir();
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sweep\"; samplerate \"48kHz\" }\nrecording { duration \"200ms\"; interval \"10s\" }\n",
+        &dir,
+    ));
+    let mut season = acoupi::spec::data::Deployment {
+        id: acoupi::spec::data::new_id(),
+        name: "meadow, spring".into(),
+        latitude: Some(51.5),
+        longitude: Some(-0.12),
+        started_on: "2026-03-01T00:00:00Z".parse().expect("time"),
+        ended_on: None,
+    };
+    let set = |d: &acoupi::spec::data::Deployment| {
+        acoupi::store::Store::open(&program.paths.metadata)
+            .expect("store")
+            .upsert_deployment(d)
+            .expect("stored");
+    };
+    // Each run's deployment, read back from its recording's row.
+    let deployment_of_a_run = |task_id: &'static str| {
+        let program = Arc::clone(&program);
+        async move {
+            let ctx = TaskContext {
+                services: Services::new(Arc::clone(&program)),
+                task_id: task_id.into(),
+                retries: 0,
+                worker: "test".into(),
+            };
+            let handler = Registry::builtin().get("record").expect("record handler");
+            handler(ctx, vec![], Map::new()).await.expect("recorded");
+            acoupi::store::Store::open_read_only(&program.paths.metadata)
+                .expect("store")
+                .recording_for_task(task_id)
+                .expect("query")
+                .expect("stored")
+                .recording
+                .deployment
+        }
+    };
+    set(&season);
+    assert_eq!(
+        deployment_of_a_run("t1").await,
+        season,
+        "still open: reused"
+    );
+    season.ended_on = Some("2026-06-01T00:00:00Z".parse().expect("time"));
+    set(&season);
+    let next = deployment_of_a_run("t2").await;
+    assert_ne!(
+        next.id, season.id,
+        "an ended deployment is not recorded under"
+    );
+    assert_eq!(
+        (next.name.as_str(), next.ended_on),
+        ("p (acoupi run)", None)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_task_writes_a_wav_and_is_idempotent() {
     let (_d, dir) = common::tempdir();
