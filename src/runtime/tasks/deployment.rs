@@ -117,6 +117,14 @@ mod tests {
         );
         let e = from_file(&bad_id).expect_err("bad id");
         assert!(e.to_string().contains("`id` is not a UUID"), "{e}");
+        // Another read error is told as itself, not as a missing file.
+        let unreadable = dir.join("a-folder");
+        std::fs::create_dir(&unreadable).expect("mkdir");
+        let e = from_file(&unreadable).expect_err("a folder");
+        assert!(
+            matches!(&e, TaskError::Permanent(m) if m.contains(unreadable.as_str()) && !m.contains("missing")),
+            "{e}"
+        );
         let truncated = write(dir, r#"{"id": "0b5c3f3e-6a5"#);
         let e = from_file(&truncated).expect_err("truncated");
         assert!(e.to_string().contains(truncated.as_str()), "{e}");
