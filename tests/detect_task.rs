@@ -353,3 +353,34 @@ async fn detection_messages_are_stored_with_the_output_and_by_a_redelivery_that_
     got.sort();
     assert_eq!(got, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detection_worker_starts_one_serving_process_per_task_it_can_run_at_once() {
+    let (_d, dir) = common::tempdir();
+    let started = dir.join("started");
+    // Notes its start, then serves until its stdin closes.
+    let script = common::write(
+        &dir,
+        "serve.sh",
+        format!("#!/bin/sh\necho $$ >> {started}\nexec cat > /dev/null\n"),
+    );
+    let detectors = format!(
+        "detector \"served\" kind=\"command\" {{\n    command \"/bin/sh\" \"{script}\"\n    mode \"serve\"\n}}\nworkers {{\n    worker \"recording\" queues=\"recording\" concurrency=1\n    worker \"detection\" queues=\"detection\" concurrency=3\n    worker \"default\" queues=\"default\" concurrency=1\n}}\n"
+    );
+    let services = Services::new(program(&dir, &detectors));
+    let starts = || {
+        std::fs::read_to_string(&started)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    // The detection worker: three `detect` tasks at once, three processes, before any task.
+    services.warm_detectors_for(&["detection".to_owned()]);
+    common::runtime::wait_for(
+        std::time::Duration::from_secs(10),
+        "three serving processes",
+        || starts() >= 3,
+    )
+    .await;
+    services.shutdown().await;
+    assert_eq!(starts(), 3);
+}
