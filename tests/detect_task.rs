@@ -367,12 +367,23 @@ async fn a_detection_worker_starts_one_serving_process_per_task_it_can_run_at_on
     let detectors = format!(
         "detector \"served\" kind=\"command\" {{\n    command \"/bin/sh\" \"{script}\"\n    mode \"serve\"\n}}\nworkers {{\n    worker \"recording\" queues=\"recording\" concurrency=1\n    worker \"detection\" queues=\"detection\" concurrency=3\n    worker \"default\" queues=\"default\" concurrency=1\n}}\n"
     );
-    let services = Services::new(program(&dir, &detectors));
+    let program = program(&dir, &detectors);
     let starts = || {
         std::fs::read_to_string(&started)
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
+    // A worker of the other queues starts none (a started process has noted its start by the
+    // time shutdown has seen it exit).
+    let other = Services::new(Arc::clone(&program));
+    other.warm_detectors_for(&["recording".to_owned(), "default".to_owned()]);
+    other.shutdown().await;
+    assert_eq!(
+        starts(),
+        0,
+        "no detector process outside the detection worker"
+    );
+    let services = Services::new(program);
     // The detection worker: three `detect` tasks at once, three processes, before any task.
     services.warm_detectors_for(&["detection".to_owned()]);
     common::runtime::wait_for(
