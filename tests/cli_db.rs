@@ -234,6 +234,54 @@ fn db_info_reports_counts_and_integrity() {
 }
 
 #[test]
+fn db_info_fails_on_a_damaged_store_and_says_what_is_wrong() {
+    let (_d, home, metadata) = home();
+    fill(&metadata);
+    // A table of some pages beside the store's own, then one of its leaf pages overwritten in
+    // place, as a failing card might: the store opens and counts its tables, and only the
+    // integrity check reads that page.
+    let (root, page_size): (i64, i64) = {
+        let conn = rusqlite::Connection::open(metadata.as_std_path()).expect("open");
+        conn.execute_batch(
+            "PRAGMA journal_mode = DELETE;
+             CREATE TABLE filler (a INTEGER PRIMARY KEY, b TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO filler (b) SELECT printf('%060d', i) FROM n;",
+        )
+        .expect("filled");
+        let root = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'filler'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("root page");
+        let size = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .expect("page size");
+        (root, size)
+    };
+    let mut bytes = std::fs::read(&metadata).expect("read");
+    // Pages count from 1; the table's leaves follow its root.
+    let at = usize::try_from((root + 10 - 1) * page_size).expect("an offset");
+    bytes[at + 100..at + 300].fill(0xff);
+    std::fs::write(&metadata, bytes).expect("write");
+    let out = db(&home, &["info", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("failed its integrity check"),
+        "{}",
+        stderr(&out)
+    );
+    let info: Json = serde_json::from_slice(&out.stdout).expect("the report, as JSON");
+    let integrity = info["integrity"].as_array().expect("a list");
+    assert!(
+        !integrity.is_empty() && integrity != &[Json::from("ok")],
+        "{integrity:?}"
+    );
+}
+
+#[test]
 fn db_refuses_bad_input_and_a_missing_store_clearly() {
     let (_d, home, metadata) = home();
     let out = db(&home, &["info"]);
