@@ -393,5 +393,13 @@ async fn a_detection_worker_starts_one_serving_process_per_task_it_can_run_at_on
     )
     .await;
     services.shutdown().await;
-    assert_eq!(starts(), 3);
+    let pids = std::fs::read_to_string(&started).expect("the starts");
+    assert_eq!(pids.lines().count(), 3);
+    // Shutdown has stopped and reaped them all.
+    for pid in pids.lines() {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} outlived the shutdown"
+        );
+    }
 }
