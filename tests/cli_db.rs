@@ -213,6 +213,9 @@ fn db_info_reports_counts_and_integrity() {
     assert_eq!(info["path"], metadata.as_str());
     assert_eq!(info["user_version"], 1);
     assert_eq!(info["integrity"], serde_json::json!(["ok"]));
+    // Written and closed: the log is checkpointed, so the pages are all in the file.
+    let size = std::fs::metadata(&metadata).expect("the file").len();
+    assert_eq!(info["size_bytes"], size, "{info}");
     let count = |table: &str| {
         info["tables"]
             .as_array()
