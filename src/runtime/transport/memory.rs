@@ -194,3 +194,62 @@ impl MemoryBroker {
         rx
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(id: &str) -> Envelope {
+        Envelope {
+            headers: std::collections::BTreeMap::new(),
+            body: b"[[], {}, {}]".to_vec(),
+            content_type: "application/json".into(),
+            content_encoding: "utf-8".into(),
+            correlation_id: id.into(),
+            priority: 0,
+        }
+    }
+
+    /// The next delivery, or a failure naming `what` when none comes within a second.
+    async fn receive(deliveries: &mut mpsc::Receiver<Delivery>, what: &str) -> Delivery {
+        tokio::time::timeout(std::time::Duration::from_secs(1), deliveries.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no delivery: {what}"))
+            .unwrap_or_else(|| panic!("the consumer stopped: {what}"))
+    }
+
+    /// A delivery dropped without an answer (its task's future dropped) is given back like
+    /// RabbitMQ gives back one of a closed channel: first in line, marked redelivered, its
+    /// prefetch slot freed; an acknowledged one is gone.
+    #[tokio::test]
+    async fn a_delivery_dropped_unanswered_comes_back_first_and_marked_redelivered() {
+        let broker = MemoryBroker::default();
+        broker.publish("q", envelope("a")).expect("published");
+        broker.publish("q", envelope("b")).expect("published");
+        let mut deliveries = broker.consume(&["q".to_owned()], 1);
+        let first = receive(&mut deliveries, "the first").await;
+        assert_eq!(
+            (first.envelope.correlation_id.as_str(), first.redelivered),
+            ("a", false)
+        );
+        assert_eq!(broker.depth("q"), 1, "prefetch 1: `b` waits");
+        drop(first);
+        let again = receive(&mut deliveries, "`a` given back").await;
+        assert_eq!(
+            (again.envelope.correlation_id.as_str(), again.redelivered),
+            ("a", true)
+        );
+        again.acker.ack().await.expect("acknowledged");
+        let next = receive(&mut deliveries, "`b`").await;
+        assert_eq!(next.envelope.correlation_id, "b");
+        next.acker.requeue().await.expect("requeued");
+        let back = receive(&mut deliveries, "`b` requeued").await;
+        assert_eq!(
+            (back.envelope.correlation_id.as_str(), back.redelivered),
+            ("b", true)
+        );
+        back.acker.ack().await.expect("acknowledged");
+        assert_eq!(broker.depth("q"), 0);
+        broker.cancel();
+    }
+}
