@@ -252,4 +252,24 @@ mod tests {
         assert_eq!(broker.depth("q"), 0);
         broker.cancel();
     }
+
+    #[tokio::test]
+    async fn purge_delete_and_cancel_do_what_they_say() {
+        let broker = MemoryBroker::default();
+        broker.declare("empty");
+        assert!(broker.lock().queues.contains_key("empty"), "declared");
+        for id in ["a", "b", "c"] {
+            broker.publish("q", envelope(id)).expect("published");
+        }
+        assert_eq!(broker.purge("q"), 3);
+        assert_eq!(broker.depth("q"), 0);
+        assert_eq!(broker.purge("missing"), 0);
+        broker.delete("q");
+        assert!(!broker.lock().queues.contains_key("q"), "deleted");
+        // Cancelled, a consumer stops: its channel closes.
+        let mut deliveries = broker.consume(&["q".to_owned()], 1);
+        broker.cancel();
+        let end = tokio::time::timeout(std::time::Duration::from_secs(1), deliveries.recv()).await;
+        assert!(matches!(end, Ok(None)), "the consumer stopped");
+    }
 }
