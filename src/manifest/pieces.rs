@@ -155,6 +155,14 @@ fn join(whole: &mut KdlDocument, piece: &Piece, nodes: &mut Vec<KdlNode>) -> boo
             children.nodes_mut().push(child);
         }
         if let Some(close) = piece.close {
+            // A last child ending in a line continuation runs on over the blank put in place
+            // of the `}`; in one parse it stops at the `}`.
+            if let Some(last) = children.nodes_mut().last_mut() {
+                let start = last.span().offset();
+                if start + last.span().len() > close {
+                    last.set_span(SourceSpan::from((start, close - start)));
+                }
+            }
             // The block ends here: its span and its node's, as one parse would give them.
             fit(children, close);
             let start = parent.span().offset();
@@ -328,6 +336,23 @@ mod tests {
         "o \"unclosed\n",
         "r { s 1\n",
     ];
+
+    #[test]
+    fn a_line_continuation_just_before_a_blocks_close_ends_where_one_parse_ends_it() {
+        // The child's last token is a `\` (with or without a comment after it) and the `}`
+        // starts the next line: a piece blanks that `}`, and the child ran on over the blank.
+        for text in [
+            "c {\nm \\ // go on\n}\n",
+            "c {\nm \\\n}\n",
+            "c {\nm 1 \\ // x\n}\nz 2\n",
+        ] {
+            let scanned = prescan(text).expect("scans");
+            for pieces in 2..6 {
+                let (whole, split) = both_scanned(&scanned, pieces);
+                assert_eq!(whole, split, "{text:?} in {pieces} pieces");
+            }
+        }
+    }
 
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(96))]
