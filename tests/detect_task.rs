@@ -72,17 +72,20 @@ async fn record(services: &Arc<Services>) -> Json {
         .expect("record succeeds")
 }
 
+/// Runs `detect` on `recorded`, which must succeed (`what` says why it should).
+async fn detected(services: &Arc<Services>, task_id: &str, recorded: Json, what: &str) -> Detected {
+    let result = run(services, "detect", task_id, vec![recorded])
+        .await
+        .expect(what);
+    serde_json::from_value(result).expect("a Detected")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detections_are_stored_once_and_a_redelivery_reuses_them() {
     let (_d, dir) = common::tempdir();
     let services = Services::new(program(&dir, BAND));
     let recorded = record(&services).await;
-    let first: Detected = serde_json::from_value(
-        run(&services, "detect", "det-1", vec![recorded.clone()])
-            .await
-            .expect("detect succeeds"),
-    )
-    .expect("a Detected");
+    let first = detected(&services, "det-1", recorded.clone(), "detect succeeds").await;
     assert_eq!(first.outputs.len(), 1);
     let outcome = &first.outputs[0];
     assert_eq!(outcome.detector, "bats");
@@ -94,12 +97,7 @@ async fn detections_are_stored_once_and_a_redelivery_reuses_them() {
     );
     assert!(outcome.max_score.expect("a best score") >= 0.3);
 
-    let again: Detected = serde_json::from_value(
-        run(&services, "detect", "det-1", vec![recorded])
-            .await
-            .expect("a redelivery succeeds"),
-    )
-    .expect("a Detected");
+    let again = detected(&services, "det-1", recorded, "a redelivery succeeds").await;
     assert_eq!(again, first, "a redelivery reports the stored output");
 
     let store = Store::open_read_only(&services.program.paths.metadata).expect("store");
@@ -154,12 +152,7 @@ async fn a_failing_detector_keeps_the_outputs_before_it_and_a_retry_runs_only_th
             .collect::<Vec<_>>(),
         ["bats"]
     );
-    let done: Detected = serde_json::from_value(
-        run(&services, "detect", "det-1", vec![recorded])
-            .await
-            .expect("the retry succeeds"),
-    )
-    .expect("a Detected");
+    let done = detected(&services, "det-1", recorded, "the retry succeeds").await;
     assert_eq!(done.outputs[0].model_output, before[0].id.to_string());
     assert_eq!(done.outputs[1].detector, "flaky");
     assert_eq!(done.outputs[1].detections, 0);
@@ -312,21 +305,11 @@ async fn detection_messages_are_stored_with_the_output_and_by_a_redelivery_that_
     // between storing the output and its messages.
     let quiet = Services::new(program(&dir, BAND));
     let first = record(&quiet).await;
-    let stored: Detected = serde_json::from_value(
-        run(&quiet, "detect", "det-1", vec![first.clone()])
-            .await
-            .expect("detect succeeds"),
-    )
-    .expect("a Detected");
+    let stored = detected(&quiet, "det-1", first.clone(), "detect succeeds").await;
     // The same store with a detection message rule.
     let messaging = "messaging {\n    mqtt host=\"127.0.0.1\" port=1 topic=\"t\"\n    message detection min-score=0.3\n}";
     let services = Services::new(program(&dir, &format!("{BAND}\n{messaging}")));
-    let redelivered: Detected = serde_json::from_value(
-        run(&services, "detect", "det-1", vec![first])
-            .await
-            .expect("the redelivery succeeds"),
-    )
-    .expect("a Detected");
+    let redelivered = detected(&services, "det-1", first, "the redelivery succeeds").await;
     assert_eq!(redelivered, stored, "the stored output is reused");
     let outbox = &services.program.paths.messages;
     assert_eq!(
@@ -338,12 +321,7 @@ async fn detection_messages_are_stored_with_the_output_and_by_a_redelivery_that_
     let second = run(&services, "record", "rec-2", Vec::new())
         .await
         .expect("record succeeds");
-    let fresh: Detected = serde_json::from_value(
-        run(&services, "detect", "det-2", vec![second])
-            .await
-            .expect("detect succeeds"),
-    )
-    .expect("a Detected");
+    let fresh = detected(&services, "det-2", second, "detect succeeds").await;
     let mut want = vec![
         stored.outputs[0].model_output.clone(),
         fresh.outputs[0].model_output.clone(),
