@@ -78,10 +78,7 @@ impl Store {
                     rows: u64::try_from(rows).unwrap_or(0),
                 });
             }
-            let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
-            let integrity = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let integrity = integrity_check(&self.conn)?;
             Ok(Info {
                 path: self.path.clone(),
                 schema_version: versions.schema,
@@ -93,6 +90,28 @@ impl Store {
             })
         };
         run().map_err(|e| self.error(e))
+    }
+}
+
+/// The problems `PRAGMA integrity_check` reports, or `["ok"]`. SQLite may stop the check part
+/// way with a corruption error of its own when a page is damaged badly enough; that error is
+/// one more problem found, kept with those reported before it, not a failure of the report.
+fn integrity_check(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let mut rows = stmt.query([])?;
+    let mut problems = Vec::new();
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => problems.push(row.get::<_, String>(0)?),
+            Ok(None) => return Ok(problems),
+            Err(rusqlite::Error::SqliteFailure(e, message))
+                if e.code == rusqlite::ErrorCode::DatabaseCorrupt =>
+            {
+                problems.push(message.unwrap_or_else(|| e.to_string()));
+                return Ok(problems);
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
