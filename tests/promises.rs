@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use acoupi::runtime::beat::Fired;
+use acoupi::runtime::beat::{self, Fired, TimeSource};
 use acoupi::runtime::celery::TaskMessage;
 use acoupi::runtime::tasks::{Registry, TaskContext, TaskError, TaskFuture};
 use acoupi::runtime::transport::memory::MemoryBroker;
@@ -28,6 +28,7 @@ use common::runtime::{
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value as Json, json};
+use tokio_util::sync::CancellationToken;
 
 static RAN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -168,6 +169,42 @@ async fn beat_restarted_across_a_saved_slot_does_not_fire_it_again() {
     assert_eq!(report[0].missed, 5);
     assert!(!report[0].published);
     assert_eq!(published(&fourth), [ts("2026-06-01T10:00:11Z")]);
+}
+
+/// Stopped the moment after it fires a slot (a SIGTERM then), beat has saved that slot by the
+/// time it returns: its last save is awaited, not left to a background task that the process
+/// exit would drop, so a restart cannot fire the slot again.
+#[tokio::test(start_paused = true)]
+async fn beat_stopped_right_after_a_slot_has_saved_it_when_it_returns() {
+    let (_d, dir) = common::tempdir();
+    let state = dir.join("beat.json");
+    let program = Arc::new(program(
+        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"1s\"; }\n",
+    ));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let options = beat::Options {
+        state: state.clone(),
+        time: TimeSource::tokio_at(ts("2026-06-01T10:00:00.250Z")),
+        fired: Some(tx),
+    };
+    let handle = tokio::spawn(beat::run(
+        Connector::Memory(MemoryBroker::default()),
+        program,
+        options,
+        shutdown.clone(),
+        || {},
+    ));
+    let fired = rx.recv().await.expect("a slot fired");
+    assert_eq!(fired.slot, ts("2026-06-01T10:00:01Z"));
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    // Read at once: nothing else of this runtime runs between beat's return and here.
+    let saved = fs_err::read_to_string(&state).unwrap_or_default();
+    assert!(
+        saved.contains("2026-06-01T10:00:01Z"),
+        "the slot fired before the stop was not saved: {saved:?}"
+    );
 }
 
 static ATTEMPTS: Mutex<Vec<(String, u32, tokio::time::Instant)>> = Mutex::new(Vec::new());
