@@ -989,6 +989,39 @@ mod tests {
         );
     }
 
+    /// A sun window with a large negative offset can start more than the usual slack before
+    /// its local date's midnight: on a UTC clock, Sydney's December sunrise of the 15th falls
+    /// on the evening of the 14th, and 12 h earlier is the morning of the 14th. That window's
+    /// slots still come first, before those of a clock window later that morning, and ranges
+    /// ending before the 14th's midnight still count them.
+    #[test]
+    fn a_sun_window_starting_the_morning_before_its_date_is_scanned_in_order() {
+        let c = Clock::new("UTC", Some(SYDNEY)).unwrap();
+        let early = window(
+            sun(SunEvent::Sunrise, -12 * 60),
+            sun(SunEvent::Sunrise, -9 * 60),
+        );
+        let (start, end) = c.window_on(&early, date(2026, 12, 15)).unwrap();
+        let midnight = ts("2026-12-15T00:00:00Z");
+        assert!(
+            midnight.duration_since(start) > jiff::SignedDuration::from_hours(16),
+            "{start}"
+        );
+        let eight = ts("2026-12-14T08:00:00Z");
+        assert!(start < eight && eight < end, "{start} to {end}");
+        let windows = [early, window(hm(8, 0), hm(10, 0))];
+        let after = ts("2026-12-14T05:00:00Z");
+        let next = c.next_slot(600_000, 0, &windows, after).unwrap();
+        assert_eq!(Some(next), brute_next(&c, 600_000, 0, &windows, after));
+        assert!(next >= start && next < eight, "{next}");
+        assert_eq!(c.prev_slot(600_000, 0, &windows, next), Some(next));
+        let between = eight.duration_since(next).as_mins() / 10;
+        assert_eq!(
+            c.slots_between(600_000, 0, &windows, after, eight, 1_000),
+            u64::try_from(between).unwrap()
+        );
+    }
+
     #[test]
     fn next_slot_skips_to_the_window_start() {
         let tz = "Europe/London";
@@ -1192,7 +1225,7 @@ mod tests {
     fn time_of_day() -> impl Strategy<Value = TimeOfDay> {
         prop_oneof![
             (0u32..86_400).prop_map(|seconds| TimeOfDay::Clock { seconds }),
-            (0usize..4, -7_200_000i64..=7_200_000).prop_map(|(i, offset_ms)| TimeOfDay::Sun {
+            (0usize..4, -43_200_000i64..=43_200_000).prop_map(|(i, offset_ms)| TimeOfDay::Sun {
                 event: SunEvent::ALL[i],
                 offset_ms
             }),
