@@ -1089,6 +1089,12 @@ mod tests {
             c.slots_between(10_000, 0, &[], a, b, u64::MAX),
             28 * 8640 - 1
         );
+        // Longer than the scan's give-up limit of 400 days without a window, a window every
+        // day: each day's slot counted.
+        let evening = [window(hm(22, 0), hm(23, 0))];
+        let a = at(tz, "2025-01-01T12:00");
+        let b = at(tz, "2026-06-01T12:00");
+        assert_eq!(c.slots_between(3_600_000, 0, &evening, a, b, u64::MAX), 516);
         let night = [window(hm(21, 0), hm(6, 0))];
         let a = at(tz, "2026-05-04T12:00");
         let b = at(tz, "2026-06-01T12:00");
