@@ -854,6 +854,28 @@ mod tests {
         assert!(!c.in_windows(&[bad], at(tz, "2026-05-04T00:30")));
     }
 
+    /// With a clock far from the location's meridian (New York's time, Sydney's sun), a
+    /// date's sunrise and sunset are those of the solar day whose noon is nearest local noon:
+    /// Sydney's solar noon nearest New York's noon of 15 January is in the early hours UTC of
+    /// the 16th, 9 h after it; the 15th's UTC solar day would put it 15 h before.
+    #[test]
+    fn sun_events_come_from_the_solar_day_nearest_local_noon() {
+        let tz = "America/New_York";
+        let c = Clock::new(tz, Some(SYDNEY)).unwrap();
+        for day in [date(2026, 1, 15), date(2026, 7, 15)] {
+            let noon = at(tz, &format!("{day}T12:00"));
+            let rise = c.sun_event(day, SunEvent::Sunrise).unwrap();
+            let set = c.sun_event(day, SunEvent::Sunset).unwrap();
+            assert!(rise < set, "{rise} {set}");
+            let solar_noon = rise + set.duration_since(rise) / 2;
+            let from_noon = solar_noon.duration_since(noon).abs();
+            assert!(
+                from_noon < jiff::SignedDuration::from_hours(12),
+                "{day}: solar noon {solar_noon} is {from_noon} from local noon {noon}"
+            );
+        }
+    }
+
     #[test]
     fn london_sun_times_match_published_values() {
         let tz = "Europe/London";
