@@ -94,6 +94,9 @@ fn published(fired: &[Fired]) -> Vec<Timestamp> {
         .collect()
 }
 
+/// A program whose one scheduled task is a heartbeat every second.
+const HEARTBEAT_EVERY_SECOND: &str = "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"1s\"; }\n";
+
 /// Beat saves the last fired slot; restarted at that very instant, or with the clock behind
 /// it (a clock stepped back, an RTC that lost time), it does not fire saved slots again.
 /// Restarted after a gap, it reports the missed slots and does not replay them.
@@ -101,9 +104,7 @@ fn published(fired: &[Fired]) -> Vec<Timestamp> {
 async fn beat_restarted_across_a_saved_slot_does_not_fire_it_again() {
     let (_d, dir) = common::tempdir();
     let state = dir.join("beat.json");
-    let program = Arc::new(program(
-        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"1s\"; }\n",
-    ));
+    let program = Arc::new(program(HEARTBEAT_EVERY_SECOND));
     let broker = MemoryBroker::default();
     let first = run_beat(
         Arc::clone(&program),
@@ -178,9 +179,7 @@ async fn beat_restarted_across_a_saved_slot_does_not_fire_it_again() {
 async fn beat_stopped_right_after_a_slot_has_saved_it_when_it_returns() {
     let (_d, dir) = common::tempdir();
     let state = dir.join("beat.json");
-    let program = Arc::new(program(
-        "program \"p\"\nmicrophone \"m\" { synthetic \"sine\" }\nworkers { task \"heartbeat\" every=\"1s\"; }\n",
-    ));
+    let program = Arc::new(program(HEARTBEAT_EVERY_SECOND));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
     let options = beat::Options {
