@@ -1083,6 +1083,24 @@ mod tests {
         assert_eq!(wall(tz, next), "2026-06-21T22:05:00");
     }
 
+    /// A day's slots end before its next midnight even where the grid reaches it: every 5 min
+    /// from 00:05 ends at 23:55, and the next slot is 00:05, not midnight. The latest slot at
+    /// or before an instant is never after it: a millisecond before a slot gives the one before.
+    #[test]
+    fn slots_end_before_midnight_and_the_latest_slot_is_never_later() {
+        let tz = "Europe/London";
+        let c = clock(tz);
+        let next = c
+            .next_slot(300_000, 300_000, &[], at(tz, "2026-05-04T23:57"))
+            .unwrap();
+        assert_eq!(wall(tz, next), "2026-05-05T00:05:00");
+        let slot = at(tz, "2026-05-04T12:00:10");
+        let just_before = slot - jiff::SignedDuration::from_millis(1);
+        let latest = c.prev_slot(10_000, 0, &[], just_before).unwrap();
+        assert_eq!(wall(tz, latest), "2026-05-04T12:00:00");
+        assert_eq!(c.prev_slot(10_000, 0, &[], slot), Some(slot));
+    }
+
     #[test]
     fn slots_between_counts_exactly_and_caps() {
         let tz = "Europe/London";
