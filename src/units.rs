@@ -350,6 +350,24 @@ pub enum TimeOfDay {
     },
 }
 
+/// The largest sun offset either way, in milliseconds: 12 hours.
+const MAX_SUN_OFFSET_MS: i64 = 12 * 3_600_000;
+
+/// Any time of day a manifest can give, for the property tests here and of the schedule.
+#[cfg(test)]
+pub(crate) fn any_time_of_day() -> impl proptest::strategy::Strategy<Value = TimeOfDay> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u32..86_400).prop_map(|seconds| TimeOfDay::Clock { seconds }),
+        (0usize..4, -MAX_SUN_OFFSET_MS..=MAX_SUN_OFFSET_MS).prop_map(|(i, offset_ms)| {
+            TimeOfDay::Sun {
+                event: SunEvent::ALL[i],
+                offset_ms,
+            }
+        }),
+    ]
+}
+
 impl fmt::Display for TimeOfDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_time_of_day(self))
@@ -382,7 +400,7 @@ pub fn parse_time_of_day(s: &str) -> Result<TimeOfDay, UnitError> {
         }
     };
     let ms = i64::try_from(offset.as_millis()).ok();
-    let Some(ms) = ms.filter(|ms| *ms <= 12 * 3_600_000) else {
+    let Some(ms) = ms.filter(|ms| *ms <= MAX_SUN_OFFSET_MS) else {
         return Err(UnitError::new(
             format!("the offset in `{s}` is more than 12 hours"),
             "sun offsets are limited to `12h` either way; use a clock time like `\"21:00\"` instead",
@@ -597,16 +615,6 @@ mod tests {
         );
     }
 
-    fn time_of_day() -> impl Strategy<Value = TimeOfDay> {
-        prop_oneof![
-            (0u32..86_400).prop_map(|seconds| TimeOfDay::Clock { seconds }),
-            (0usize..4, -43_200_000i64..=43_200_000).prop_map(|(i, offset_ms)| TimeOfDay::Sun {
-                event: SunEvent::ALL[i],
-                offset_ms
-            }),
-        ]
-    }
-
     proptest! {
         #[test]
         fn parsers_never_panic(s in "\\PC*", t in "[0-9.:+\\- a-zA-Z]{0,24}") {
@@ -618,7 +626,7 @@ mod tests {
         }
 
         #[test]
-        fn roundtrips(ms in any::<u64>(), bytes in any::<u64>(), hz in any::<u32>(), t in time_of_day()) {
+        fn roundtrips(ms in any::<u64>(), bytes in any::<u64>(), hz in any::<u32>(), t in any_time_of_day()) {
             let d = Duration::from_millis(ms);
             prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
             prop_assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));

@@ -640,6 +640,7 @@ impl BeatState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::any_time_of_day;
     use jiff::civil::date;
     use proptest::prelude::*;
 
@@ -1268,16 +1269,6 @@ mod tests {
         None
     }
 
-    fn time_of_day() -> impl Strategy<Value = TimeOfDay> {
-        prop_oneof![
-            (0u32..86_400).prop_map(|seconds| TimeOfDay::Clock { seconds }),
-            (0usize..4, -43_200_000i64..=43_200_000).prop_map(|(i, offset_ms)| TimeOfDay::Sun {
-                event: SunEvent::ALL[i],
-                offset_ms
-            }),
-        ]
-    }
-
     const SYDNEY: Location = Location {
         latitude: -33.87,
         longitude: 151.21,
@@ -1305,7 +1296,7 @@ mod tests {
             millis in 0i64..1000,
             every in prop_oneof![1u64..5_000, 5_000u64..4_000_000, 4_000_000u64..200_000_000],
             offset in prop_oneof![Just(0u64), 0u64..100_000_000],
-            windows in proptest::collection::vec((time_of_day(), time_of_day()), 0..3),
+            windows in proptest::collection::vec((any_time_of_day(), any_time_of_day()), 0..3),
         ) {
             let (tz, location) = ZONES[zone];
             let c = Clock::new(tz, Some(location)).unwrap();
