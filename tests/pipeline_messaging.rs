@@ -157,12 +157,13 @@ fn the_pipeline_records_detects_keeps_and_reports_over_mqtt() {
     );
     // Files without a call are deleted by file management, which no message reports: the
     // store is read until two are gone.
+    let program = program(&home);
     sensor.wait_until(
         "two recordings without a call deleted",
         Duration::from_secs(60),
         || {
-            Store::open_read_only(&program(&home).paths.metadata)
-                .is_ok_and(|s| tally(&home, &s).deleted >= 2)
+            Store::open_read_only(&program.paths.metadata)
+                .is_ok_and(|s| tally(&program, &s).deleted >= 2)
         },
     );
     sensor.stop();
@@ -197,7 +198,6 @@ fn the_pipeline_records_detects_keeps_and_reports_over_mqtt() {
     }
 
     // The store: files with calls kept in date folders, the others deleted (rows kept).
-    let program = program(&home);
     let store = Store::open_read_only(&program.paths.metadata).expect("store");
     let outputs = store.model_outputs(&Filter::default()).expect("outputs");
     for id in &reported_outputs {
@@ -210,7 +210,7 @@ fn the_pipeline_records_detects_keeps_and_reports_over_mqtt() {
         kept,
         deleted,
         wrong,
-    } = tally(&home, &store);
+    } = tally(&program, &store);
     assert!(wrong.is_empty(), "{wrong:#?}");
     assert!(kept >= 2 && deleted >= 2, "kept {kept}, deleted {deleted}");
 }
@@ -225,8 +225,7 @@ struct Tally {
     wrong: Vec<String>,
 }
 
-fn tally(home: &Utf8Path, store: &Store) -> Tally {
-    let program = program(home);
+fn tally(program: &acoupi::spec::Program, store: &Store) -> Tally {
     let outputs = store.model_outputs(&Filter::default()).expect("outputs");
     let rows = store.recordings(&Filter::default()).expect("recordings");
     let mut tally = Tally {
